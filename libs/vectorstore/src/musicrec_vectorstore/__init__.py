@@ -1,0 +1,1 @@
+"""musicrec_vectorstore."""

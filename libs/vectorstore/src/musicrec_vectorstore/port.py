@@ -1,0 +1,110 @@
+"""The `VectorStore` port: what the ingestor and the recommender need from a vector index.
+
+Adapters: `EdgeVectorStore` (Qdrant Edge in-process, the default) and `QdrantServerVectorStore`
+(a Qdrant server through qdrant-client; qdrant-client's local mode stands in for it in tests).
+Filters are expressed in domain terms (`SearchFilter`) and translated by each adapter, so the
+same contract tests run against both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "PAYLOAD_FIELDS",
+    "Hit",
+    "PayloadValue",
+    "SearchFilter",
+    "VectorStore",
+    "VectorStoreError",
+    "VectorStoreUnavailableError",
+]
+
+PayloadValue = str | int | float | bool | None
+
+# Payload fields that carry an index, with their kind. Every point carries these keys.
+PAYLOAD_FIELDS: Mapping[str, str] = {
+    "rosamerica": "keyword",
+    "dortmund": "keyword",
+    "tzanetakis": "keyword",
+    "decade": "integer",
+    "year": "integer",
+    "placeholder": "bool",
+}
+
+
+class VectorStoreError(Exception):
+    """A vector-store operation failed for a reason the caller cannot fix by retrying."""
+
+
+class VectorStoreUnavailableError(VectorStoreError):
+    """The vector store cannot be reached or opened (server down, shard locked by another process)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SearchFilter:
+    """Exact conditions every hit must satisfy.
+
+    `equals` maps a payload field to the value it must hold (e.g. {"rosamerica": "roc", "decade": 1990});
+    `exclude_ids` are point ids (MBIDs) never returned; `exclude_placeholders` drops points whose
+    payload has placeholder = true.
+    """
+
+    equals: Mapping[str, str | int] = field(default_factory=dict)
+    exclude_ids: Sequence[str] = ()
+    exclude_placeholders: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One search result: the point id (MBID), its cosine similarity and its payload."""
+
+    id: str
+    score: float
+    payload: Mapping[str, PayloadValue]
+
+
+@runtime_checkable
+class VectorStore(Protocol):
+    """A cosine-similarity index over track feature vectors, keyed by MBID."""
+
+    @property
+    def dimension(self) -> int: ...
+
+    def upsert(
+        self,
+        ids: Sequence[str],
+        vectors: npt.NDArray[np.float32],
+        payloads: Sequence[Mapping[str, PayloadValue]],
+    ) -> None:
+        """Insert or replace points. `vectors` has shape (len(ids), dimension)."""
+        ...
+
+    def get_vectors(self, ids: Sequence[str]) -> dict[str, npt.NDArray[np.float32]]:
+        """The stored vectors of the given ids; ids that are not stored are absent from the result."""
+        ...
+
+    def get_payloads(self, ids: Sequence[str]) -> dict[str, Mapping[str, PayloadValue]]:
+        """The stored payloads of the given ids; ids that are not stored are absent from the result."""
+        ...
+
+    def search(self, vector: npt.NDArray[np.float32], limit: int, search_filter: SearchFilter) -> list[Hit]:
+        """The `limit` nearest points by cosine similarity that satisfy `search_filter`, best first."""
+        ...
+
+    def count(self) -> int:
+        """How many points are stored."""
+        ...
+
+    def flush(self) -> None:
+        """Make every accepted upsert durable."""
+        ...
+
+    def close(self) -> None:
+        """Release the store (for Edge: the shard and its WAL lock)."""
+        ...
