@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Sequence
 
 import grpc
-from musicrec.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 
+from musicrec.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from musicrec_common.convert import track_from_proto, track_to_proto
 from musicrec_common.grpc_client import create_channel, raise_for_dependency
 from musicrec_common.model import Track

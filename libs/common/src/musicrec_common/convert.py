@@ -6,7 +6,6 @@ import datetime as dt
 import uuid
 
 from musicrec.catalog.v1 import catalog_pb2
-
 from musicrec_common.errors import InvalidArgumentError
 from musicrec_common.model import GenrePrediction, Track
 

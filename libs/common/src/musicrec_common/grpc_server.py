@@ -28,8 +28,8 @@ __all__ = [
     "ErrorMappingInterceptor",
     "RunningServer",
     "create_server",
-    "wait_for_signal",
     "status_for",
+    "wait_for_signal",
 ]
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ __all__ = ["ProgressMeter", "ProgressPrinter", "format_duration"]
 def format_duration(seconds: float) -> str:
     if seconds < 0:
         return "?"
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
@@ -82,7 +82,8 @@ class ProgressPrinter:
                 width = 28
                 filled = int(width * min(done / total, 1.0))
                 bar = "█" * filled + "·" * (width - filled)
-                text = f"\r{self.label} [{bar}] {done:,}/{total:,} {self.unit} {rate:,.0f}/s ETA {format_duration(eta)}"
+                eta_text = format_duration(eta)
+                text = f"\r{self.label} [{bar}] {done:,}/{total:,} {self.unit} {rate:,.0f}/s ETA {eta_text}"
             else:
                 text = f"\r{self.label} {done:,} {self.unit} {rate:,.0f}/s"
             self.stream.write(text + ("\n" if final else ""))
