@@ -15,6 +15,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from musicrec_common.errors import UnavailableError
+
 __all__ = [
     "PAYLOAD_FIELDS",
     "Hit",
@@ -42,7 +44,7 @@ class VectorStoreError(Exception):
     """A vector-store operation failed for a reason the caller cannot fix by retrying."""
 
 
-class VectorStoreUnavailableError(VectorStoreError):
+class VectorStoreUnavailableError(VectorStoreError, UnavailableError):
     """The vector store cannot be reached or opened (server down, shard locked by another process)."""
 
 

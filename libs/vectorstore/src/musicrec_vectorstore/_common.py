@@ -1,0 +1,143 @@
+"""Input checks and id handling shared by the adapters (private).
+
+Point ids are MBIDs: UUID strings. Both engines accept any UUID spelling, so ids are normalised
+to the lower-case hyphenated form before they reach an engine, and hits carry that form back.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from musicrec_vectorstore.port import PayloadValue, VectorStoreError
+
+# Points per engine update: big enough to amortise the call, small enough that a 100k-point
+# upsert never builds one giant operation.
+DEFAULT_BATCH_SIZE = 1024
+
+
+def normalise_id(raw: str) -> str:
+    """The lower-case hyphenated form of a UUID string; VectorStoreError when it is not a UUID."""
+    try:
+        return str(uuid.UUID(raw))
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise VectorStoreError(f"point id {raw!r} is not a UUID (point ids are MBIDs)") from exc
+
+
+def try_normalise_id(raw: str) -> str | None:
+    """Like `normalise_id`, but None for something that is not a UUID (and so cannot be stored)."""
+    try:
+        return str(uuid.UUID(raw))
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+def id_to_str(raw: object) -> str:
+    """An engine's point id (UUID object or string) as the lower-case hyphenated string."""
+    if isinstance(raw, uuid.UUID):
+        return str(raw)
+    text = str(raw)
+    normalised = try_normalise_id(text)
+    return text if normalised is None else normalised
+
+
+def lookup_table(ids: Sequence[str]) -> dict[str, list[str]]:
+    """Normalised id -> the caller's spellings of it, skipping ids that are not UUIDs."""
+    table: dict[str, list[str]] = {}
+    for raw in ids:
+        normalised = try_normalise_id(raw)
+        if normalised is not None:
+            table.setdefault(normalised, []).append(raw)
+    return table
+
+
+def chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertBatch:
+    """One validated slice of an upsert, ready for an engine."""
+
+    ids: list[str]
+    vectors: list[list[float]]
+    payloads: list[dict[str, Any]]
+
+
+def check_dimension(dimension: int) -> int:
+    if isinstance(dimension, bool) or not isinstance(dimension, int) or dimension < 1:
+        raise VectorStoreError(f"the vector dimension must be a positive integer, not {dimension!r}")
+    return dimension
+
+
+def prepare_upsert(
+    ids: Sequence[str],
+    vectors: npt.NDArray[np.float32],
+    payloads: Sequence[Mapping[str, PayloadValue]],
+    dimension: int,
+    batch_size: int,
+) -> Iterator[UpsertBatch]:
+    """Validate a whole upsert up front, then yield it in engine-sized batches.
+
+    Everything is checked before the first batch is yielded, so a bad input never leaves half an
+    upsert behind.
+    """
+    matrix = np.asarray(vectors, dtype=np.float32)
+    if matrix.ndim != 2:
+        raise VectorStoreError(f"vectors must be a 2-d array (n, {dimension}), not of shape {matrix.shape}")
+    if matrix.shape[1] != dimension:
+        raise VectorStoreError(
+            f"vectors have dimension {matrix.shape[1]}, but this vector store holds "
+            f"{dimension}-dimensional vectors"
+        )
+    if matrix.shape[0] != len(ids) or len(payloads) != len(ids):
+        raise VectorStoreError(
+            f"upsert needs one vector and one payload per id: got {len(ids)} ids, "
+            f"{matrix.shape[0]} vectors and {len(payloads)} payloads"
+        )
+    if not np.isfinite(matrix).all():
+        raise VectorStoreError("vectors contain NaN or infinite values")
+    normalised = [normalise_id(raw) for raw in ids]
+    for start in range(0, len(normalised), batch_size):
+        stop = start + batch_size
+        yield UpsertBatch(
+            ids=normalised[start:stop],
+            vectors=matrix[start:stop].tolist(),
+            payloads=[_plain_payload(payload) for payload in payloads[start:stop]],
+        )
+
+
+def _plain_payload(payload: Mapping[str, PayloadValue]) -> dict[str, Any]:
+    """A payload with numpy scalars (np.int64, np.bool_, ...) turned into Python values."""
+    return {key: value.item() if isinstance(value, np.generic) else value for key, value in payload.items()}
+
+
+def prepare_query(vector: npt.NDArray[np.float32], dimension: int) -> list[float]:
+    """A query vector as a list of floats, after checking its shape and values."""
+    array = np.asarray(vector, dtype=np.float32)
+    if array.ndim == 2 and array.shape[0] == 1:
+        array = array[0]
+    if array.ndim != 1 or array.shape[0] != dimension:
+        raise VectorStoreError(
+            f"the query vector has shape {array.shape}, but this vector store holds "
+            f"{dimension}-dimensional vectors"
+        )
+    if not np.isfinite(array).all():
+        raise VectorStoreError("the query vector contains NaN or infinite values")
+    values: list[float] = array.tolist()
+    return values
+
+
+def as_vector(raw: object) -> npt.NDArray[np.float32] | None:
+    """An engine's stored vector (a list of floats, or {"": [...]}) as a float32 array."""
+    if isinstance(raw, dict):
+        raw = raw.get("")
+    if not isinstance(raw, list):
+        return None
+    return np.asarray(raw, dtype=np.float32)

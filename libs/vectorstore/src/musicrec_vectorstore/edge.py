@@ -1,0 +1,292 @@
+"""`EdgeVectorStore`: the VectorStore port over a Qdrant Edge shard, in-process.
+
+A shard lives in one folder and is opened by one process at a time (its write-ahead log is
+locked); a second open fails and is reported as `VectorStoreUnavailableError`.
+
+Edge builds no index in the background: points land in a plain (exact, brute-force) segment,
+which is fast enough for some hundred thousand points. `optimize()` builds the HNSW index and
+is worth calling once after a large ingest; it blocks while it runs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+import qdrant_edge as edge
+
+from musicrec_vectorstore._common import (
+    DEFAULT_BATCH_SIZE,
+    as_vector,
+    check_dimension,
+    chunks,
+    id_to_str,
+    lookup_table,
+    prepare_query,
+    prepare_upsert,
+)
+from musicrec_vectorstore._filters import edge_filter
+from musicrec_vectorstore.port import (
+    PAYLOAD_FIELDS,
+    Hit,
+    PayloadValue,
+    SearchFilter,
+    VectorStoreError,
+    VectorStoreUnavailableError,
+)
+
+if TYPE_CHECKING:
+    from uuid import UUID
+
+    from qdrant_edge import PayloadSchemaParams
+
+__all__ = ["EdgeVectorStore"]
+
+_CONFIG_FILE = "edge_config.json"
+_SEGMENTS_DIR = "segments"
+
+
+def _index_schema(kind: str) -> edge.PayloadSchemaType | PayloadSchemaParams:
+    if kind == "keyword":
+        return edge.PayloadSchemaType.Keyword
+    if kind == "integer":
+        return edge.IntegerIndexParams(lookup=True, range=True)
+    if kind == "bool":
+        return edge.PayloadSchemaType.Bool
+    raise VectorStoreError(f"unknown payload index kind {kind!r}")
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    text = str(exc)
+    return "WouldBlock" in text or "failed to open WAL" in text
+
+
+class EdgeVectorStore:
+    """The VectorStore port over a Qdrant Edge shard stored in `path`.
+
+    The shard is created (cosine distance, HNSW m=16 ef_construct=100) when `path` holds none and
+    loaded otherwise; a stored shard of another vector size is refused with VectorStoreError.
+    The payload indexes of PAYLOAD_FIELDS are created when missing.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        dimension: int,
+        *,
+        hnsw_m: int = 16,
+        hnsw_ef_construct: int = 100,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> None:
+        self._path = Path(path)
+        self._dimension = check_dimension(dimension)
+        if batch_size < 1:
+            raise VectorStoreError(f"batch_size must be positive, not {batch_size}")
+        self._batch_size = batch_size
+        self._shard: edge.EdgeShard | None = self._open(hnsw_m, hnsw_ef_construct)
+        try:
+            self._ensure_payload_indexes()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- opening -------------------------------------------------------------------------------
+
+    def _holds_shard(self) -> bool:
+        return (self._path / _CONFIG_FILE).is_file() or (self._path / _SEGMENTS_DIR).is_dir()
+
+    def _open(self, hnsw_m: int, hnsw_ef_construct: int) -> edge.EdgeShard:
+        vectors = edge.EdgeVectorParams(size=self._dimension, distance=edge.Distance.Cosine)
+        try:
+            if self._holds_shard():
+                # Passing the vector parameters makes the engine check them against the stored
+                # segments; everything left unspecified keeps its stored value.
+                return edge.EdgeShard.load(str(self._path), edge.EdgeConfig(vectors=vectors))
+            if self._path.is_dir() and any(self._path.iterdir()):
+                raise VectorStoreError(
+                    f"{self._path} is not empty and holds no Qdrant Edge shard; "
+                    "point --data-dir somewhere else"
+                )
+            self._path.mkdir(parents=True, exist_ok=True)
+            config = edge.EdgeConfig(
+                vectors=vectors,
+                hnsw_config=edge.HnswIndexConfig(
+                    m=hnsw_m, ef_construct=hnsw_ef_construct, full_scan_threshold=10_000
+                ),
+            )
+            return edge.EdgeShard.create(str(self._path), config)
+        except VectorStoreError:
+            raise
+        except Exception as exc:
+            raise self._open_error(exc) from exc
+
+    def _open_error(self, exc: Exception) -> VectorStoreError:
+        if _is_lock_error(exc):
+            return VectorStoreUnavailableError(
+                f"the vector index at {self._path} is already open in another process; stop that "
+                "process (e.g. `musicrec serve all`) or use another --data-dir"
+            )
+        if "incompatible" in str(exc).lower():
+            stored = self._stored_size()
+            holds = (
+                f"holds {stored}-dimensional vectors" if stored is not None else f"is incompatible ({exc})"
+            )
+            return VectorStoreError(
+                f"the vector index at {self._path} {holds}, but this store needs "
+                f"{self._dimension}-dimensional cosine vectors; re-ingest into another --data-dir "
+                "or delete that folder"
+            )
+        return VectorStoreError(f"cannot open the vector index at {self._path}: {exc}")
+
+    def _stored_size(self) -> int | None:
+        """The vector size recorded in the shard's config file, for messages only (best effort)."""
+        try:
+            config = json.loads((self._path / _CONFIG_FILE).read_text(encoding="utf-8"))
+            size = config["vectors"][""]["size"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return size if isinstance(size, int) else None
+
+    def _ensure_payload_indexes(self) -> None:
+        shard = self._live()
+        with self._engine("read the payload indexes of"):
+            existing = set(shard.info().payload_schema)
+        for name, kind in PAYLOAD_FIELDS.items():
+            if name not in existing:
+                with self._engine(f"create the payload index {name!r} in"):
+                    shard.update(edge.UpdateOperation.create_field_index(name, _index_schema(kind)))
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _live(self) -> edge.EdgeShard:
+        if self._shard is None:
+            raise VectorStoreError(f"the vector index at {self._path} is closed")
+        return self._shard
+
+    @contextmanager
+    def _engine(self, action: str) -> Iterator[None]:
+        """Turn the engine's bare exceptions into VectorStoreError naming what failed."""
+        try:
+            yield
+        except VectorStoreError:
+            raise
+        except Exception as exc:
+            if _is_lock_error(exc):
+                raise self._open_error(exc) from exc
+            if "not initialized" in str(exc) and self._shard is None:
+                raise VectorStoreError(f"the vector index at {self._path} is closed") from exc
+            raise VectorStoreError(f"cannot {action} the vector index at {self._path}: {exc}") from exc
+
+    # -- the port ------------------------------------------------------------------------------
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    def upsert(
+        self,
+        ids: Sequence[str],
+        vectors: npt.NDArray[np.float32],
+        payloads: Sequence[Mapping[str, PayloadValue]],
+    ) -> None:
+        shard = self._live()
+        for batch in prepare_upsert(ids, vectors, payloads, self._dimension, self._batch_size):
+            points = [
+                edge.Point(point_id, vector, payload)
+                for point_id, vector, payload in zip(batch.ids, batch.vectors, batch.payloads, strict=True)
+            ]
+            with self._engine("upsert into"):
+                shard.update(edge.UpdateOperation.upsert_points(points))
+
+    def _retrieve(
+        self, ids: Sequence[str], *, vectors: bool, payloads: bool
+    ) -> Iterator[tuple[str, edge.Record]]:
+        shard = self._live()
+        table = lookup_table(ids)
+        for chunk in chunks(list(table), self._batch_size):
+            point_ids: list[int | UUID | str] = list(chunk)
+            with self._engine("read from"):
+                records = shard.retrieve(point_ids, with_payload=payloads, with_vector=vectors)
+            for record in records:
+                for raw in table.get(id_to_str(record.id), ()):
+                    yield raw, record
+
+    def get_vectors(self, ids: Sequence[str]) -> dict[str, npt.NDArray[np.float32]]:
+        found: dict[str, npt.NDArray[np.float32]] = {}
+        for raw, record in self._retrieve(ids, vectors=True, payloads=False):
+            vector = as_vector(record.vector)
+            if vector is not None:
+                found[raw] = vector
+        return found
+
+    def get_payloads(self, ids: Sequence[str]) -> dict[str, Mapping[str, PayloadValue]]:
+        return {
+            raw: dict(record.payload or {})
+            for raw, record in self._retrieve(ids, vectors=False, payloads=True)
+        }
+
+    def search(self, vector: npt.NDArray[np.float32], limit: int, search_filter: SearchFilter) -> list[Hit]:
+        query = prepare_query(vector, self._dimension)
+        if limit < 1:
+            return []
+        shard = self._live()
+        request = edge.QueryRequest(
+            limit=limit,
+            query=edge.Query.Nearest(query),
+            filter=edge_filter(search_filter),
+            with_payload=True,
+            with_vector=False,
+        )
+        with self._engine("search"):
+            scored = shard.query(request)
+        return [Hit(id=id_to_str(p.id), score=float(p.score), payload=dict(p.payload or {})) for p in scored]
+
+    def count(self) -> int:
+        shard = self._live()
+        with self._engine("count the points of"):
+            return shard.count(edge.CountRequest(exact=True))
+
+    def flush(self) -> None:
+        shard = self._live()
+        with self._engine("flush"):
+            shard.flush()
+
+    def optimize(self) -> bool:
+        """Build the HNSW index over large segments (blocking); True when anything changed.
+
+        Not part of the port: worth calling once after a large ingest. Searches stay exact until then.
+        """
+        shard = self._live()
+        with self._engine("optimise"):
+            return shard.optimize()
+
+    def close(self) -> None:
+        shard, self._shard = self._shard, None
+        if shard is None:
+            return
+        try:
+            try:
+                shard.flush()
+            finally:
+                shard.close()
+        except Exception as exc:
+            raise VectorStoreError(f"cannot close the vector index at {self._path}: {exc}") from exc
+
+    def __enter__(self) -> EdgeVectorStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._shard is None else "open"
+        return f"EdgeVectorStore(path={str(self._path)!r}, dimension={self._dimension}, {state})"

@@ -1,0 +1,326 @@
+"""`QdrantServerVectorStore`: the VectorStore port over a Qdrant server, through qdrant-client.
+
+qdrant-client's local mode (`QdrantClient(path=...)` or `location=":memory:"`) stands in for a
+server in tests: it searches exactly and ignores payload indexes.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+from musicrec_vectorstore._common import (
+    DEFAULT_BATCH_SIZE,
+    as_vector,
+    check_dimension,
+    chunks,
+    id_to_str,
+    lookup_table,
+    prepare_query,
+    prepare_upsert,
+)
+from musicrec_vectorstore._filters import client_filter
+from musicrec_vectorstore.port import (
+    PAYLOAD_FIELDS,
+    Hit,
+    PayloadValue,
+    SearchFilter,
+    VectorStoreError,
+    VectorStoreUnavailableError,
+)
+
+__all__ = ["DEFAULT_TIMEOUT_SECONDS", "QdrantServerVectorStore"]
+
+DEFAULT_TIMEOUT_SECONDS = 10
+
+_HNSW = models.HnswConfigDiff(m=16, ef_construct=100)
+_UNAVAILABLE_STATUSES = frozenset({502, 503, 504})
+
+
+def _index_schema(kind: str) -> models.PayloadSchemaType | models.PayloadSchemaParams:
+    if kind == "keyword":
+        return models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD)
+    if kind == "integer":
+        return models.IntegerIndexParams(type=models.IntegerIndexType.INTEGER, lookup=True, range=True)
+    if kind == "bool":
+        return models.PayloadSchemaType.BOOL
+    raise VectorStoreError(f"unknown payload index kind {kind!r}")
+
+
+def _describe(client: QdrantClient) -> str:
+    """Where a ready client points, for messages (its URL, host or local path)."""
+    options: dict[str, Any] = getattr(client, "init_options", None) or {}
+    for key in ("url", "location", "host", "path"):
+        value = options.get(key)
+        if value:
+            return "local Qdrant at " + str(value) if key == "path" else str(value)
+    return "the Qdrant server"
+
+
+class QdrantServerVectorStore:
+    """The VectorStore port over collection `collection` of the Qdrant behind `client`.
+
+    The collection (cosine distance, HNSW m=16 ef_construct=100) and the payload indexes of
+    PAYLOAD_FIELDS are created when missing; a collection of another vector size is refused with
+    VectorStoreError. `close()` closes the client only when `owns_client` is true (as it is for
+    stores made by `from_url`).
+    """
+
+    def __init__(
+        self,
+        client: QdrantClient,
+        collection: str,
+        dimension: int,
+        *,
+        target: str | None = None,
+        owns_client: bool = False,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> None:
+        if not collection:
+            raise VectorStoreError("the collection name must not be empty")
+        if batch_size < 1:
+            raise VectorStoreError(f"batch_size must be positive, not {batch_size}")
+        self._client: QdrantClient | None = client
+        self._collection = collection
+        self._dimension = check_dimension(dimension)
+        self._target = target or _describe(client)
+        self._owns_client = owns_client
+        self._batch_size = batch_size
+        self._payload_schema: dict[str, models.PayloadIndexInfo] = {}
+        try:
+            self._ensure_collection()
+            self._ensure_payload_indexes()
+        except BaseException:
+            self.close()
+            raise
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        api_key: str | None = None,
+        collection: str,
+        dimension: int,
+        timeout: int = DEFAULT_TIMEOUT_SECONDS,
+    ) -> QdrantServerVectorStore:
+        """Connect to the Qdrant server at `url` (REST); VectorStoreUnavailableError if it does not answer."""
+        try:
+            # The compatibility check runs in a background thread and only warns; the collection
+            # check below is the connection test that matters.
+            client = QdrantClient(url=url, api_key=api_key, timeout=timeout, check_compatibility=False)
+        except (ValueError, TypeError) as exc:
+            raise VectorStoreError(f"invalid Qdrant URL {url!r}: {exc}") from exc
+        return cls(client, collection, dimension, target=url, owns_client=True)
+
+    # -- setup ---------------------------------------------------------------------------------
+
+    def _ensure_collection(self) -> None:
+        client = self._live()
+        with self._engine("check the collection on"):
+            exists = client.collection_exists(self._collection)
+        if not exists:
+            try:
+                with self._engine("create the collection on"):
+                    client.create_collection(
+                        self._collection,
+                        vectors_config=models.VectorParams(
+                            size=self._dimension, distance=models.Distance.COSINE
+                        ),
+                        hnsw_config=_HNSW,
+                    )
+            except VectorStoreUnavailableError:
+                raise
+            except VectorStoreError:
+                # Another process may have created it in between: then carry on with that one.
+                with self._engine("check the collection on"):
+                    created_elsewhere = client.collection_exists(self._collection)
+                if not created_elsewhere:
+                    raise
+        with self._engine("read the collection from"):
+            info = client.get_collection(self._collection)
+        params = info.config.params.vectors
+        if not isinstance(params, models.VectorParams):
+            raise VectorStoreError(
+                f"collection {self._collection!r} on {self._target} uses named vectors; it was not made "
+                "by musicrec (use another collection name)"
+            )
+        if params.size != self._dimension:
+            raise VectorStoreError(
+                f"collection {self._collection!r} on {self._target} holds {params.size}-dimensional "
+                f"vectors, but this store needs {self._dimension}; re-ingest into another collection"
+            )
+        if params.distance != models.Distance.COSINE:
+            raise VectorStoreError(
+                f"collection {self._collection!r} on {self._target} uses {params.distance.value} distance, "
+                "not Cosine; re-ingest into another collection"
+            )
+        self._payload_schema = dict(info.payload_schema)
+
+    def _ensure_payload_indexes(self) -> None:
+        client = self._live()
+        for name, kind in PAYLOAD_FIELDS.items():
+            if name in self._payload_schema:
+                continue
+            with self._engine(f"create the payload index {name!r} on"), warnings.catch_warnings():
+                # Local mode (the test stand-in) warns that it ignores payload indexes.
+                warnings.filterwarnings(
+                    "ignore", message="Payload indexes have no effect", category=UserWarning
+                )
+                client.create_payload_index(
+                    self._collection, name, field_schema=_index_schema(kind), wait=True
+                )
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _live(self) -> QdrantClient:
+        if self._client is None:
+            raise VectorStoreError(f"the vector store for collection {self._collection!r} is closed")
+        return self._client
+
+    @contextmanager
+    def _engine(self, action: str) -> Iterator[None]:
+        """Turn qdrant-client's exceptions into VectorStoreError / VectorStoreUnavailableError."""
+        try:
+            yield
+        except VectorStoreError:
+            raise
+        except ResponseHandlingException as exc:
+            raise VectorStoreUnavailableError(
+                f"the Qdrant server at {self._target} does not answer ({exc.source!r}); "
+                "is it running and is the URL right?"
+            ) from exc
+        except UnexpectedResponse as exc:
+            detail = exc.content.decode("utf-8", "replace").strip()[:500]
+            if exc.status_code in _UNAVAILABLE_STATUSES:
+                raise VectorStoreUnavailableError(
+                    f"the Qdrant server at {self._target} is unavailable (HTTP {exc.status_code}): {detail}"
+                ) from exc
+            if exc.status_code in (401, 403):
+                raise VectorStoreError(
+                    f"the Qdrant server at {self._target} refused the request (HTTP {exc.status_code}); "
+                    "check the API key"
+                ) from exc
+            raise VectorStoreError(
+                f"cannot {action} {self._target} (collection {self._collection!r}): "
+                f"HTTP {exc.status_code}: {detail}"
+            ) from exc
+        except (ConnectionError, TimeoutError) as exc:
+            raise VectorStoreUnavailableError(
+                f"the Qdrant server at {self._target} does not answer ({exc})"
+            ) from exc
+        except Exception as exc:
+            raise VectorStoreError(
+                f"cannot {action} {self._target} (collection {self._collection!r}): {exc}"
+            ) from exc
+
+    # -- the port ------------------------------------------------------------------------------
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    @property
+    def collection(self) -> str:
+        return self._collection
+
+    def upsert(
+        self,
+        ids: Sequence[str],
+        vectors: npt.NDArray[np.float32],
+        payloads: Sequence[Mapping[str, PayloadValue]],
+    ) -> None:
+        client = self._live()
+        for batch in prepare_upsert(ids, vectors, payloads, self._dimension, self._batch_size):
+            point_ids: list[models.ExtendedPointId] = list(batch.ids)
+            vector_rows: list[list[float]] = batch.vectors
+            points = models.Batch(ids=point_ids, vectors=vector_rows, payloads=batch.payloads)
+            with self._engine("upsert into"):
+                client.upsert(self._collection, points=points, wait=True)
+
+    def _retrieve(
+        self, ids: Sequence[str], *, vectors: bool, payloads: bool
+    ) -> Iterator[tuple[str, models.Record]]:
+        client = self._live()
+        table = lookup_table(ids)
+        for chunk in chunks(list(table), self._batch_size):
+            point_ids: list[models.ExtendedPointId] = list(chunk)
+            with self._engine("read from"):
+                records = client.retrieve(
+                    self._collection, point_ids, with_payload=payloads, with_vectors=vectors
+                )
+            for record in records:
+                for raw in table.get(id_to_str(record.id), ()):
+                    yield raw, record
+
+    def get_vectors(self, ids: Sequence[str]) -> dict[str, npt.NDArray[np.float32]]:
+        found: dict[str, npt.NDArray[np.float32]] = {}
+        for raw, record in self._retrieve(ids, vectors=True, payloads=False):
+            vector = as_vector(record.vector)
+            if vector is not None:
+                found[raw] = vector
+        return found
+
+    def get_payloads(self, ids: Sequence[str]) -> dict[str, Mapping[str, PayloadValue]]:
+        return {
+            raw: dict(record.payload or {})
+            for raw, record in self._retrieve(ids, vectors=False, payloads=True)
+        }
+
+    def search(self, vector: npt.NDArray[np.float32], limit: int, search_filter: SearchFilter) -> list[Hit]:
+        query = prepare_query(vector, self._dimension)
+        if limit < 1:
+            return []
+        client = self._live()
+        query_filter = client_filter(search_filter)
+        with self._engine("search"):
+            response = client.query_points(
+                self._collection,
+                query=query,
+                query_filter=query_filter,
+                limit=limit,
+                with_payload=True,
+                with_vectors=False,
+            )
+        return [
+            Hit(id=id_to_str(point.id), score=float(point.score), payload=dict(point.payload or {}))
+            for point in response.points
+        ]
+
+    def count(self) -> int:
+        client = self._live()
+        with self._engine("count the points of"):
+            return client.count(self._collection, exact=True).count
+
+    def flush(self) -> None:
+        """Upserts wait for the server's write-ahead log, so they are durable once accepted."""
+        self._live()
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is None or not self._owns_client:
+            return
+        try:
+            client.close()
+        except Exception as exc:
+            raise VectorStoreError(f"cannot close the client of {self._target}: {exc}") from exc
+
+    def __enter__(self) -> QdrantServerVectorStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._client is None else "open"
+        return (
+            f"QdrantServerVectorStore(target={self._target!r}, collection={self._collection!r}, "
+            f"dimension={self._dimension}, {state})"
+        )

@@ -1,0 +1,646 @@
+"""The VectorStore contract, run against every adapter.
+
+One set of test bodies, parametrised over backends:
+- "edge": `EdgeVectorStore`, Qdrant Edge in-process, in a temporary folder;
+- "qdrant-local": `QdrantServerVectorStore` over qdrant-client's local mode (a stand-in for a server);
+- "qdrant-container": `QdrantServerVectorStore.from_url` against a real Qdrant server started by
+  testcontainers; skipped when no Docker engine answers.
+
+Search results are checked against an exact numpy search over the same 2,000 clustered points.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import uuid
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from qdrant_client import QdrantClient
+
+from musicrec_vectorstore import (
+    PAYLOAD_FIELDS,
+    EdgeVectorStore,
+    Hit,
+    PayloadValue,
+    QdrantServerVectorStore,
+    SearchFilter,
+    VectorStore,
+    VectorStoreError,
+    VectorStoreUnavailableError,
+    open_vector_store,
+)
+
+pytestmark = pytest.mark.integration
+
+DIM = 60
+N_POINTS = 2_000
+N_CLUSTERS = 25
+LIMIT = 10
+GENRES = ("cla", "dan", "hip", "jaz", "pop", "rhy", "roc", "spe")
+DECADES = (1960, 1970, 1980, 1990, 2000, 2010)
+NO_FILTER = SearchFilter(exclude_placeholders=False)
+
+BACKENDS = [
+    "edge",
+    "qdrant-local",
+    pytest.param("qdrant-container", marks=pytest.mark.docker),
+]
+
+
+# -- the data set ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DataSet:
+    ids: list[str]
+    vectors: npt.NDArray[np.float32]
+    payloads: list[dict[str, PayloadValue]]
+
+    @property
+    def unit(self) -> npt.NDArray[np.float64]:
+        v = self.vectors.astype(np.float64)
+        unit: npt.NDArray[np.float64] = v / np.linalg.norm(v, axis=1, keepdims=True)
+        return unit
+
+    def mask(self, search_filter: SearchFilter) -> npt.NDArray[np.bool_]:
+        """Which points satisfy `search_filter`, evaluated in plain Python."""
+        excluded = {i.lower() for i in search_filter.exclude_ids}
+        keep = []
+        for point_id, payload in zip(self.ids, self.payloads, strict=True):
+            ok = point_id not in excluded
+            ok = ok and all(payload.get(k) == v for k, v in search_filter.equals.items())
+            if search_filter.exclude_placeholders:
+                ok = ok and payload.get("placeholder") is not True
+            keep.append(ok)
+        return np.array(keep, dtype=bool)
+
+    def exact(
+        self, query: npt.NDArray[np.float32], limit: int, search_filter: SearchFilter
+    ) -> list[tuple[str, float]]:
+        """The exact cosine top-`limit` among the points that satisfy the filter."""
+        q = query.astype(np.float64)
+        sims = self.unit @ (q / np.linalg.norm(q))
+        allowed = np.flatnonzero(self.mask(search_filter))
+        order = allowed[np.argsort(-sims[allowed], kind="stable")][:limit]
+        return [(self.ids[i], float(sims[i])) for i in order]
+
+    def cosine(self, query: npt.NDArray[np.float32]) -> dict[str, float]:
+        q = query.astype(np.float64)
+        sims = self.unit @ (q / np.linalg.norm(q))
+        return dict(zip(self.ids, sims.tolist(), strict=True))
+
+
+def _make_dataset(n: int, seed: int) -> DataSet:
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((N_CLUSTERS, DIM))
+    labels = rng.integers(0, N_CLUSTERS, n)
+    vectors = (centres[labels] + 0.45 * rng.standard_normal((n, DIM))).astype(np.float32)
+    ids = [str(uuid.UUID(bytes=rng.bytes(16), version=4)) for _ in range(n)]
+    payloads: list[dict[str, PayloadValue]] = []
+    for i in range(n):
+        undated = rng.random() < 0.05
+        decade = None if undated else int(rng.choice(DECADES))
+        payloads.append(
+            {
+                "rosamerica": GENRES[int(rng.integers(0, len(GENRES)))],
+                "dortmund": str(rng.choice(["rock", "jazz", "electronic", "folkcountry"])),
+                "tzanetakis": str(rng.choice(["roc", "pop", "jaz", "cla"])),
+                "decade": decade,
+                "year": None if decade is None else decade + int(rng.integers(0, 10)),
+                "placeholder": bool(rng.random() < 0.04),
+                "probability": round(float(rng.random()), 6),
+                "title": f"track {i}",
+            }
+        )
+    return DataSet(ids, vectors, payloads)
+
+
+@pytest.fixture(scope="module")
+def dataset() -> DataSet:
+    return _make_dataset(N_POINTS, seed=20240501)
+
+
+def _queries(data: DataSet, n: int, seed: int) -> list[npt.NDArray[np.float32]]:
+    """Half near stored points, half random points in the span of the clusters."""
+    rng = np.random.default_rng(seed)
+    picked = data.vectors[rng.choice(len(data.ids), n // 2, replace=False)]
+    near = picked + 0.1 * rng.standard_normal(picked.shape)
+    mixed = rng.dirichlet(np.ones(8), n - n // 2) @ data.vectors[rng.choice(len(data.ids), 8, replace=False)]
+    return [q.astype(np.float32) for q in np.vstack([near, mixed])]
+
+
+# -- backends --------------------------------------------------------------------------------------
+
+
+def _ping(sock: socket.socket) -> bytes:
+    with sock:
+        sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+        return sock.recv(256).split(b"\r\n", 1)[0]
+
+
+def _connect_unix(path: str) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(1.0)
+        sock.connect(path)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _docker_problem() -> str | None:
+    """Why no Docker engine can be used (None when one answers a ping), found out within a second or two."""
+    host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    try:
+        if host.startswith("unix://"):
+            status = _ping(_connect_unix(host.removeprefix("unix://")))
+        elif host.startswith("tcp://"):
+            address, _, port = host.removeprefix("tcp://").rstrip("/").rpartition(":")
+            status = _ping(socket.create_connection((address, int(port)), timeout=1.0))
+        else:
+            return f"DOCKER_HOST={host} is not a unix:// or tcp:// address"
+    except (OSError, ValueError) as exc:
+        return f"no Docker engine answers at {host}: {exc}"
+    if b" 200" not in status:
+        return f"the Docker engine at {host} answered {status!r} to a ping"
+    return None
+
+
+@pytest.fixture(scope="session")
+def qdrant_server_url() -> Iterator[str]:
+    problem = _docker_problem()
+    if problem is not None:
+        pytest.skip(problem)
+    image = os.environ.get("MUSICREC_TEST_QDRANT_IMAGE", "qdrant/qdrant:v1.16.2")
+    with warnings.catch_warnings():
+        # testcontainers and docker-py still use APIs their dependencies deprecate.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from testcontainers.community.qdrant import QdrantContainer
+
+        container = QdrantContainer(image)
+        container.start()
+    try:
+        yield f"http://{container.rest_host_address}"
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            container.stop()
+
+
+@dataclass
+class Backend:
+    """Opens stores of one kind, always at the same place (so a reopen sees the same data)."""
+
+    kind: str
+    opener: Callable[[int], VectorStore]
+    opened: list[VectorStore] = field(default_factory=list)
+    cleanups: list[Callable[[], object]] = field(default_factory=list)
+
+    def open(self, dimension: int = DIM) -> VectorStore:
+        store = self.opener(dimension)
+        self.opened.append(store)
+        return store
+
+    def close_all(self) -> None:
+        for store in reversed(self.opened):
+            store.close()
+        for cleanup in self.cleanups:
+            cleanup()
+
+
+def _make_backend(
+    kind: str, folder: Path, request: pytest.FixtureRequest, *, durable: bool = False
+) -> Backend:
+    """A backend of `kind` keeping its data under `folder`.
+
+    qdrant-local keeps data in memory, in one client shared by every store it opens (like a server
+    that outlives its clients), unless `durable`: then each store gets its own client on `folder`.
+    Local mode writes every point to SQLite on its own, so on disk it takes seconds per thousand points.
+    """
+    if kind == "edge":
+        return Backend(kind, lambda dim: EdgeVectorStore(folder / "edge", dim))
+    if kind == "qdrant-local" and durable:
+
+        def open_on_disk(dim: int) -> VectorStore:
+            client = QdrantClient(path=str(folder / "qdrant-local"))
+            return QdrantServerVectorStore(client, "tracks", dim, owns_client=True)
+
+        return Backend(kind, open_on_disk)
+    if kind == "qdrant-local":
+        shared = QdrantClient(location=":memory:")
+        backend = Backend(kind, lambda dim: QdrantServerVectorStore(shared, "tracks", dim))
+        backend.cleanups.append(shared.close)
+        return backend
+    if kind == "qdrant-container":
+        url: str = request.getfixturevalue("qdrant_server_url")
+        collection = f"contract-{uuid.uuid4().hex[:12]}"
+        return Backend(
+            kind,
+            lambda dim: QdrantServerVectorStore.from_url(url, collection=collection, dimension=dim),
+        )
+    raise AssertionError(kind)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def kind(request: pytest.FixtureRequest) -> str:
+    value: str = request.param
+    return value
+
+
+@pytest.fixture
+def backend(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Backend]:
+    made = _make_backend(kind, tmp_path, request)
+    yield made
+    made.close_all()
+
+
+@pytest.fixture
+def durable_backend(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Backend]:
+    made = _make_backend(kind, tmp_path, request, durable=True)
+    yield made
+    made.close_all()
+
+
+@pytest.fixture(scope="module")
+def loaded(
+    kind: str, dataset: DataSet, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[VectorStore]:
+    """A store of each kind holding the whole data set (read-only for the tests that use it)."""
+    made = _make_backend(kind, tmp_path_factory.mktemp(f"loaded-{kind}"), request)
+    store = made.open()
+    store.upsert(dataset.ids, dataset.vectors, dataset.payloads)
+    store.flush()
+    yield store
+    made.close_all()
+
+
+def _small_batch(n: int, seed: int, dim: int = DIM) -> DataSet:
+    data = _make_dataset(n, seed)
+    return DataSet(data.ids, data.vectors[:, :dim].copy(), data.payloads)
+
+
+def _unit(v: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+    w = v.astype(np.float64)
+    unit: npt.NDArray[np.float64] = w / np.linalg.norm(w)
+    return unit
+
+
+def _recall(hits: list[Hit], expected: list[tuple[str, float]]) -> float:
+    if not expected:
+        return 1.0 if not hits else 0.0
+    return len({h.id for h in hits} & {i for i, _ in expected}) / len(expected)
+
+
+# -- writing and counting --------------------------------------------------------------------------
+
+
+def test_store_satisfies_the_protocol(backend: Backend) -> None:
+    store = backend.open()
+    assert isinstance(store, VectorStore)
+    assert store.dimension == DIM
+    assert store.count() == 0
+
+
+def test_upsert_then_count(backend: Backend) -> None:
+    store = backend.open()
+    data = _small_batch(250, seed=1)
+    store.upsert(data.ids, data.vectors, data.payloads)
+    assert store.count() == 250
+    store.upsert([], np.empty((0, DIM), dtype=np.float32), [])
+    assert store.count() == 250
+
+
+def test_upsert_is_idempotent_and_the_last_write_wins(backend: Backend) -> None:
+    store = backend.open()
+    data = _small_batch(2, seed=2)
+    point_id = data.ids[0]
+    store.upsert([point_id], data.vectors[:1], [data.payloads[0]])
+    store.upsert([point_id], data.vectors[1:2], [data.payloads[1]])
+    # The same MBID spelled in upper case is the same point.
+    store.upsert([point_id.upper()], data.vectors[1:2], [data.payloads[1]])
+    assert store.count() == 1
+    assert store.get_payloads([point_id]) == {point_id: data.payloads[1]}
+    stored = store.get_vectors([point_id])[point_id]
+    np.testing.assert_allclose(_unit(stored), _unit(data.vectors[1]), atol=1e-5)
+
+
+def test_upsert_in_batches_larger_than_one_engine_update(backend: Backend) -> None:
+    store = backend.open()
+    data = _small_batch(2_600, seed=3)
+    store.upsert(data.ids, data.vectors, data.payloads)
+    assert store.count() == 2_600
+    assert store.get_payloads(data.ids[-1:]) == {data.ids[-1]: data.payloads[-1]}
+
+
+def test_numpy_scalars_in_payloads_are_stored_as_plain_values(backend: Backend) -> None:
+    store = backend.open()
+    data = _small_batch(1, seed=12)
+    payload: dict[str, PayloadValue] = dict(data.payloads[0])
+    numpy_payload: dict[str, object] = {**payload, "year": np.int64(1987), "placeholder": np.bool_(True)}
+    store.upsert(data.ids, data.vectors, [numpy_payload])  # type: ignore[list-item]
+    stored = store.get_payloads(data.ids)[data.ids[0]]
+    assert stored["year"] == 1987
+    assert type(stored["year"]) is int
+    assert stored["placeholder"] is True
+
+
+# -- search ----------------------------------------------------------------------------------------
+
+
+def test_search_matches_an_exact_numpy_search(loaded: VectorStore, dataset: DataSet) -> None:
+    recalls = []
+    for query in _queries(dataset, 24, seed=4):
+        hits = loaded.search(query, LIMIT, NO_FILTER)
+        expected = dataset.exact(query, LIMIT, NO_FILTER)
+        assert len(hits) == LIMIT
+        scores = [h.score for h in hits]
+        assert scores == sorted(scores, reverse=True)
+        cosines = dataset.cosine(query)
+        for hit in hits:
+            assert hit.score == pytest.approx(cosines[hit.id], abs=1e-4)
+        assert hits[0].score == pytest.approx(expected[0][1], abs=1e-4)
+        recalls.append(_recall(hits, expected))
+    assert float(np.mean(recalls)) >= 0.95
+
+
+def test_a_stored_vector_finds_itself_first(loaded: VectorStore, dataset: DataSet) -> None:
+    for index in (0, 17, 1_999):
+        hits = loaded.search(dataset.vectors[index], 5, NO_FILTER)
+        assert hits[0].id == dataset.ids[index]
+        assert hits[0].score == pytest.approx(1.0, abs=1e-4)
+        assert dict(hits[0].payload) == dataset.payloads[index]
+
+
+def test_hit_ids_are_lower_case_hyphenated_uuids(loaded: VectorStore, dataset: DataSet) -> None:
+    for hit in loaded.search(dataset.vectors[3], LIMIT, NO_FILTER):
+        assert hit.id == str(uuid.UUID(hit.id))
+
+
+def test_filters_are_exact(loaded: VectorStore, dataset: DataSet) -> None:
+    queries = _queries(dataset, 12, seed=5)
+    recalls = []
+    for n, (genre, decade) in enumerate([(g, d) for g in GENRES[:4] for d in DECADES[:3]]):
+        search_filter = SearchFilter(equals={"rosamerica": genre, "decade": decade})
+        query = queries[n]
+        hits = loaded.search(query, LIMIT, search_filter)
+        expected = dataset.exact(query, LIMIT, search_filter)
+        assert len(hits) == len(expected) > 0
+        for hit in hits:
+            assert hit.payload["rosamerica"] == genre
+            assert hit.payload["decade"] == decade
+            assert hit.payload["placeholder"] is False
+        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+        recalls.append(_recall(hits, expected))
+    assert float(np.mean(recalls)) >= 0.95
+
+
+def test_a_filter_on_one_integer_field(loaded: VectorStore, dataset: DataSet) -> None:
+    search_filter = SearchFilter(equals={"year": 1994})
+    expected = dataset.exact(dataset.vectors[0], 50, search_filter)
+    hits = loaded.search(dataset.vectors[0], 50, search_filter)
+    assert {h.id for h in hits} == {i for i, _ in expected}
+    assert all(h.payload["year"] == 1994 for h in hits)
+
+
+def test_excluded_ids_are_never_returned(loaded: VectorStore, dataset: DataSet) -> None:
+    query = _queries(dataset, 2, seed=6)[0]
+    first = loaded.search(query, LIMIT, NO_FILTER)
+    excluded = [h.id for h in first]
+    # Spelling does not matter, and ids that are not UUIDs are ignored.
+    spelled = [excluded[0].upper(), *excluded[1:], "not-an-mbid"]
+    search_filter = SearchFilter(exclude_ids=spelled, exclude_placeholders=False)
+    second = loaded.search(query, LIMIT, search_filter)
+    assert len(second) == LIMIT
+    assert not {h.id for h in second} & set(excluded)
+    assert (
+        _recall(
+            second,
+            dataset.exact(query, LIMIT, SearchFilter(exclude_ids=excluded, exclude_placeholders=False)),
+        )
+        >= 0.9
+    )
+
+
+def test_placeholders_are_excluded_only_when_asked(loaded: VectorStore, dataset: DataSet) -> None:
+    placeholder = next(i for i, p in enumerate(dataset.payloads) if p["placeholder"] is True)
+    query = dataset.vectors[placeholder]
+    included = loaded.search(query, LIMIT, SearchFilter(exclude_placeholders=False))
+    assert included[0].id == dataset.ids[placeholder]
+    assert included[0].payload["placeholder"] is True
+    excluded = loaded.search(query, LIMIT, SearchFilter(exclude_placeholders=True))
+    assert len(excluded) == LIMIT
+    assert all(h.payload["placeholder"] is False for h in excluded)
+    assert dataset.ids[placeholder] not in {h.id for h in excluded}
+    # The default filter drops placeholders.
+    assert [h.id for h in loaded.search(query, LIMIT, SearchFilter())] == [h.id for h in excluded]
+
+
+def test_a_filter_that_matches_nothing_returns_no_hits(loaded: VectorStore, dataset: DataSet) -> None:
+    query = dataset.vectors[0]
+    assert loaded.search(query, LIMIT, SearchFilter(equals={"rosamerica": "no-such-genre"})) == []
+    assert loaded.search(query, LIMIT, SearchFilter(equals={"decade": 1850})) == []
+    assert loaded.search(query, LIMIT, SearchFilter(equals={"rosamerica": "roc", "decade": 1850})) == []
+    assert (
+        loaded.search(query, LIMIT, SearchFilter(exclude_ids=dataset.ids, exclude_placeholders=False)) == []
+    )
+
+
+def test_a_limit_beyond_the_matches_returns_every_match(loaded: VectorStore, dataset: DataSet) -> None:
+    search_filter = SearchFilter(equals={"rosamerica": "cla", "decade": 1960})
+    matches = int(dataset.mask(search_filter).sum())
+    hits = loaded.search(dataset.vectors[5], matches + 50, search_filter)
+    assert len(hits) == matches
+    assert loaded.search(dataset.vectors[5], 0, search_filter) == []
+
+
+# -- reading back ----------------------------------------------------------------------------------
+
+
+def test_get_vectors_and_payloads_return_what_was_stored(loaded: VectorStore, dataset: DataSet) -> None:
+    rng = np.random.default_rng(7)
+    picked = [int(i) for i in rng.choice(N_POINTS, 40, replace=False)]
+    wanted = [dataset.ids[i] for i in picked]
+    unknown = [str(uuid.uuid4()), str(uuid.uuid4())]
+    asked = [*wanted, *unknown, "not-an-mbid"]
+
+    vectors = loaded.get_vectors(asked)
+    assert set(vectors) == set(wanted)
+    for i in picked:
+        stored = vectors[dataset.ids[i]]
+        assert stored.dtype == np.float32
+        assert stored.shape == (DIM,)
+        np.testing.assert_allclose(_unit(stored), _unit(dataset.vectors[i]), atol=1e-5)
+
+    payloads = loaded.get_payloads(asked)
+    assert set(payloads) == set(wanted)
+    for i in picked:
+        assert dict(payloads[dataset.ids[i]]) == dataset.payloads[i]
+        assert set(PAYLOAD_FIELDS) <= set(payloads[dataset.ids[i]])
+
+    assert loaded.get_vectors([]) == {}
+    assert loaded.get_payloads(unknown) == {}
+
+
+def test_reads_answer_under_the_callers_spelling(loaded: VectorStore, dataset: DataSet) -> None:
+    upper = dataset.ids[11].upper()
+    assert set(loaded.get_payloads([upper])) == {upper}
+    assert set(loaded.get_vectors([upper])) == {upper}
+
+
+# -- lifecycle -------------------------------------------------------------------------------------
+
+
+def test_data_persists_across_close_and_reopen(durable_backend: Backend) -> None:
+    backend = durable_backend
+    data = _small_batch(60, seed=8)
+    store = backend.open()
+    store.upsert(data.ids, data.vectors, data.payloads)
+    store.flush()
+    store.close()
+    store.close()  # idempotent
+
+    reopened = backend.open()
+    assert reopened.count() == 60
+    assert reopened.get_payloads(data.ids[:5]) == {
+        i: p for i, p in zip(data.ids[:5], data.payloads[:5], strict=True)
+    }
+    hits = reopened.search(data.vectors[42], 1, NO_FILTER)
+    assert [h.id for h in hits] == [data.ids[42]]
+
+
+def test_a_closed_store_refuses_work(backend: Backend) -> None:
+    store = backend.open()
+    store.close()
+    with pytest.raises(VectorStoreError, match="closed"):
+        store.count()
+    with pytest.raises(VectorStoreError, match="closed"):
+        store.search(np.ones(DIM, dtype=np.float32), 5, SearchFilter())
+
+
+def test_reopening_with_another_dimension_is_refused(durable_backend: Backend) -> None:
+    backend = durable_backend
+    data = _small_batch(3, seed=9, dim=8)
+    store = backend.open(8)
+    store.upsert(data.ids, data.vectors, data.payloads)
+    store.flush()
+    store.close()
+    with pytest.raises(VectorStoreError, match=r"\b8\b.*\b9\b|\b9\b.*\b8\b") as raised:
+        backend.open(9)
+    assert not isinstance(raised.value, VectorStoreUnavailableError)
+    # The refused open released everything: the right dimension still opens.
+    assert backend.open(8).count() == 3
+
+
+def test_upserting_a_vector_of_the_wrong_dimension_is_refused(backend: Backend) -> None:
+    store = backend.open()
+    data = _small_batch(2, seed=10)
+    wrong = np.ones((2, DIM + 1), dtype=np.float32)
+    with pytest.raises(VectorStoreError, match=rf"dimension {DIM + 1}.*{DIM}-dimensional"):
+        store.upsert(data.ids, wrong, data.payloads)
+    with pytest.raises(VectorStoreError, match="2-d array"):
+        store.upsert(data.ids[:1], np.ones(DIM, dtype=np.float32), data.payloads[:1])
+    with pytest.raises(VectorStoreError, match="one vector and one payload per id"):
+        store.upsert(data.ids, data.vectors, data.payloads[:1])
+    with pytest.raises(VectorStoreError, match="not a UUID"):
+        store.upsert(["not-an-mbid"], data.vectors[:1], data.payloads[:1])
+    with pytest.raises(VectorStoreError, match="NaN"):
+        store.upsert(data.ids[:1], np.full((1, DIM), np.nan, dtype=np.float32), data.payloads[:1])
+    with pytest.raises(VectorStoreError, match=f"{DIM}-dimensional"):
+        store.search(np.ones(DIM - 1, dtype=np.float32), 5, SearchFilter())
+    assert store.count() == 0
+
+
+# -- Edge only -------------------------------------------------------------------------------------
+
+
+def test_an_edge_shard_opens_once(tmp_path: Path) -> None:
+    path = tmp_path / "shard"
+    first = EdgeVectorStore(path, DIM)
+    try:
+        with pytest.raises(VectorStoreUnavailableError, match="already open in another process") as raised:
+            EdgeVectorStore(path, DIM)
+        assert str(path) in str(raised.value)
+        assert "--data-dir" in str(raised.value)
+    finally:
+        first.close()
+    second = EdgeVectorStore(path, DIM)
+    second.close()
+
+
+def test_edge_refuses_a_folder_that_holds_something_else(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("not a shard")
+    with pytest.raises(VectorStoreError, match="holds no Qdrant Edge shard"):
+        EdgeVectorStore(tmp_path, DIM)
+
+
+def test_an_edge_shard_held_by_this_process_is_refused_to_another(tmp_path: Path) -> None:
+    path = tmp_path / "shard"
+    script = textwrap.dedent(
+        f"""
+        from pathlib import Path
+        from musicrec_vectorstore import EdgeVectorStore, VectorStoreUnavailableError
+        try:
+            EdgeVectorStore(Path({str(path)!r}), {DIM})
+        except VectorStoreUnavailableError as exc:
+            print("UNAVAILABLE", exc)
+        else:
+            print("OPENED")
+        """
+    )
+    holder = EdgeVectorStore(path, DIM)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+        )
+    finally:
+        holder.close()
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("UNAVAILABLE"), result.stdout + result.stderr
+    assert "already open in another process" in result.stdout
+
+
+def test_edge_optimize_keeps_search_results(tmp_path: Path) -> None:
+    store = EdgeVectorStore(tmp_path / "shard", 8)
+    try:
+        data = _small_batch(500, seed=11, dim=8)
+        store.upsert(data.ids, data.vectors, data.payloads)
+        store.optimize()
+        assert store.count() == 500
+        assert store.search(data.vectors[7], 1, NO_FILTER)[0].id == data.ids[7]
+    finally:
+        store.close()
+
+
+# -- the factory -----------------------------------------------------------------------------------
+
+
+def test_the_factory_opens_edge_under_the_data_dir(tmp_path: Path) -> None:
+    store = open_vector_store(
+        qdrant_url=None, api_key=None, data_dir=tmp_path, collection="tracks", dimension=DIM
+    )
+    try:
+        assert isinstance(store, EdgeVectorStore)
+        assert store.path == tmp_path / "qdrant" / "tracks"
+        assert (tmp_path / "qdrant" / "tracks").is_dir()
+    finally:
+        store.close()
+
+
+def test_the_factory_reports_an_unreachable_server_with_its_url(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    with pytest.raises(VectorStoreUnavailableError, match=url):
+        open_vector_store(qdrant_url=url, api_key=None, data_dir=tmp_path, collection="tracks", dimension=DIM)
