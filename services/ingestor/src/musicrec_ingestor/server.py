@@ -1,0 +1,26 @@
+"""Builds the ingestor's gRPC server from settings and its dependencies."""
+
+from __future__ import annotations
+
+from musicrec.ingestor.v1 import ingestor_pb2, ingestor_pb2_grpc
+from musicrec_common.catalog_client import CatalogClient
+from musicrec_common.grpc_server import RunningServer, create_server
+from musicrec_ingestor.service import IngestorServicer
+from musicrec_ingestor.settings import IngestorSettings
+from musicrec_vectorstore import VectorStore
+
+__all__ = ["SERVICE_NAME", "build_server"]
+
+SERVICE_NAME = ingestor_pb2.DESCRIPTOR.services_by_name["IngestorService"].full_name
+
+
+async def build_server(
+    settings: IngestorSettings, catalog: CatalogClient, vectors: VectorStore
+) -> RunningServer:
+    servicer = IngestorServicer(catalog, vectors, batch_size=settings.batch_size)
+    return await create_server(
+        host=settings.host,
+        port=settings.port,
+        service_names=[SERVICE_NAME],
+        register=lambda server: ingestor_pb2_grpc.add_IngestorServiceServicer_to_server(servicer, server),
+    )

@@ -1,0 +1,223 @@
+"""Reading dump sources as streams of (source name, document bytes).
+
+Supported: a folder in the dump layout (any depth), a `.tar` or `.tar.zst` archive (read as a
+stream, never unpacked), an NDJSON file (one document per line), a single `.json` file. Problems
+with the container itself (a truncated archive, a corrupt zstd frame, an unreadable file) are
+reported as `SourceProblem` items and reading goes on with what can still be read.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import zstandard
+
+from musicrec_common.acousticbrainz import parse_member_name
+
+__all__ = [
+    "MAX_DOCUMENT_BYTES",
+    "Document",
+    "SourceProblem",
+    "count_documents",
+    "describe_unsupported",
+    "iter_source",
+]
+
+# A high-level document is ~10 KB; anything this large is not one, and is skipped unread.
+MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
+_READ_SIZE = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One document to parse. `mbid`/`submission` come from the member name when it has one."""
+
+    source: str
+    data: bytes
+    mbid: str | None
+    submission: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceProblem:
+    """Something in a source that is not a document: `reason` is a stable code for the report."""
+
+    source: str
+    reason: str
+    detail: str
+
+
+Item = Document | SourceProblem
+
+
+class TruncatedArchiveError(EOFError):
+    """The compressed stream ended inside a zstd frame."""
+
+
+class _ZstdStream(io.RawIOBase):
+    """A readable stream over zstd frames that, unlike zstandard's stream_reader, notices a stream
+    that ends mid-frame (a truncated download) and raises instead of reporting a clean EOF."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self._decompressor = zstandard.ZstdDecompressor()
+        self._frame = self._decompressor.decompressobj()
+        self._buffer = bytearray()
+        self._in_frame = False
+
+    def readable(self) -> bool:
+        return True
+
+    def _fill(self) -> bool:
+        chunk = self._raw.read(_READ_SIZE)
+        if not chunk:
+            if self._in_frame:
+                raise TruncatedArchiveError("the zstd stream ends inside a frame (truncated archive?)")
+            return False
+        while chunk:
+            self._in_frame = True
+            self._buffer += self._frame.decompress(chunk)
+            if not self._frame.eof:
+                break
+            # A frame ended: anything after it starts the next frame.
+            chunk = self._frame.unused_data
+            self._frame = self._decompressor.decompressobj()
+            self._in_frame = False
+        return True
+
+    def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
+        while not self._buffer:
+            if not self._fill():
+                return 0
+        size = min(len(target), len(self._buffer))
+        target[:size] = self._buffer[:size]
+        del self._buffer[:size]
+        return size
+
+
+def _kind(path: Path) -> str | None:
+    name = path.name.lower()
+    if path.is_dir():
+        return "folder"
+    if name.endswith((".tar.zst", ".tar.zstd", ".tzst")):
+        return "tar.zst"
+    if name.endswith(".tar"):
+        return "tar"
+    if name.endswith((".ndjson", ".jsonl")):
+        return "ndjson"
+    if name.endswith(".json"):
+        return "json"
+    return None
+
+
+def describe_unsupported(path: Path) -> str | None:
+    """Why `path` cannot be ingested, or None when it can."""
+    if not path.exists():
+        return f"{path}: no such file or folder"
+    if _kind(path) is None:
+        return f"{path}: not a folder, .tar, .tar.zst, .ndjson/.jsonl or .json file"
+    return None
+
+
+def _named(source: str, data: bytes) -> Item:
+    parsed = parse_member_name(source)
+    if parsed is None:
+        return SourceProblem(source, "ignored_member", "name is not <mbid>-<n>.json")
+    return Document(source, data, parsed[0], parsed[1])
+
+
+def _walk_folder(root: Path) -> Iterator[Path]:
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        with os.scandir(folder) as entries:
+            children = sorted(entries, key=lambda e: e.name)
+        for entry in reversed(children):
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(Path(entry.path))
+        for entry in children:
+            if entry.is_file() and entry.name.endswith(".json"):
+                yield Path(entry.path)
+
+
+def _iter_folder(root: Path) -> Iterator[Item]:
+    for path in _walk_folder(root):
+        source = str(path.relative_to(root))
+        try:
+            size = path.stat().st_size
+            if size > MAX_DOCUMENT_BYTES:
+                yield SourceProblem(source, "oversized", f"{size} bytes")
+                continue
+            data = path.read_bytes()
+        except OSError as error:
+            yield SourceProblem(source, "unreadable", str(error))
+            continue
+        yield _named(source, data)
+
+
+def _iter_tar(path: Path, compressed: bool) -> Iterator[Item]:
+    with path.open("rb") as raw:
+        stream: BinaryIO = io.BufferedReader(_ZstdStream(raw), _READ_SIZE) if compressed else raw
+        try:
+            with tarfile.open(fileobj=stream, mode="r|", bufsize=_READ_SIZE) as archive:
+                for member in archive:
+                    if not member.isfile():
+                        continue
+                    if not member.name.endswith(".json"):
+                        yield SourceProblem(
+                            f"{path.name}:{member.name}", "ignored_member", "not a .json file"
+                        )
+                        continue
+                    if member.size > MAX_DOCUMENT_BYTES:
+                        yield SourceProblem(f"{path.name}:{member.name}", "oversized", f"{member.size} bytes")
+                        continue
+                    handle = archive.extractfile(member)
+                    if handle is None:
+                        continue
+                    item = _named(member.name, handle.read())
+                    if isinstance(item, Document):
+                        yield Document(f"{path.name}:{member.name}", item.data, item.mbid, item.submission)
+                    else:
+                        yield item
+        except (tarfile.TarError, zstandard.ZstdError, EOFError, OSError) as error:
+            yield SourceProblem(str(path.name), "corrupt_archive", f"{type(error).__name__}: {error}")
+
+
+def _iter_ndjson(path: Path) -> Iterator[Item]:
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            yield Document(f"{path.name}:{number}", line, None, None)
+
+
+def iter_source(path: Path) -> Iterator[Item]:
+    """Every document (or problem) of one source, in a deterministic order."""
+    kind = _kind(path)
+    if kind == "folder":
+        yield from _iter_folder(path)
+    elif kind in ("tar", "tar.zst"):
+        yield from _iter_tar(path, compressed=kind == "tar.zst")
+    elif kind == "ndjson":
+        yield from _iter_ndjson(path)
+    elif kind == "json":
+        parsed = parse_member_name(path.name)
+        yield Document(path.name, path.read_bytes(), *(parsed if parsed else (None, None)))
+    else:
+        yield SourceProblem(str(path), "unsupported_source", describe_unsupported(path) or "")
+
+
+def count_documents(path: Path) -> int | None:
+    """How many documents a source holds when that is cheap to know (folders, single files)."""
+    kind = _kind(path)
+    if kind == "folder":
+        return sum(1 for _ in _walk_folder(path))
+    if kind == "json":
+        return 1
+    return None
