@@ -1,7 +1,7 @@
 """Regenerate the committed Python stubs from proto/ (pinned grpcio-tools + mypy-protobuf).
 
-    uv run python scripts/gen_protos.py            # write into libs/contracts/src
-    uv run python scripts/gen_protos.py --out DIR  # write elsewhere (the drift test does this)
+uv run python scripts/gen_protos.py            # write into libs/contracts/src
+uv run python scripts/gen_protos.py --out DIR  # write elsewhere (the drift test does this)
 """
 
 from __future__ import annotations
@@ -46,7 +46,9 @@ def generate(out: Path) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     generate(parser.parse_args().out)
     return 0

@@ -1,0 +1,99 @@
+"""Text rendering of recommendations and ingest reports for the terminal."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from musicrec.ingestor.v1 import ingestor_pb2
+from musicrec.recommender.v1 import recommender_pb2
+
+__all__ = ["recommendation_table", "report_table", "table"]
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[str]], widths: Sequence[int]) -> str:
+    def line(cells: Sequence[str]) -> str:
+        return " | ".join(_clip(c, w).ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    out = [line(headers), "-+-".join("-" * w for w in widths)]
+    out.extend(line(r) for r in rows)
+    return "\n".join(out)
+
+
+def recommendation_table(response: recommender_pb2.RecommendResponse) -> str:
+    """The prototype's table (Artist | Title | Year | Dortmund | Rosamerica | Sim | MBID) and its stats."""
+    seed = response.seed
+    applied = response.filter
+    conditions = []
+    if applied.genre:
+        classifier = recommender_pb2.GenreClassifier.Name(applied.genre_classifier)
+        conditions.append(f"{classifier.removeprefix('GENRE_CLASSIFIER_').lower()}={applied.genre}")
+    if applied.HasField("decade"):
+        conditions.append(f"decade={applied.decade}s")
+    title = (
+        f"Seed: {seed.artist} - {seed.title} ({seed.year if seed.HasField('year') else '?'}) "
+        f"[dortmund={seed.dortmund or '?'} rosamerica={seed.rosamerica or '?'}] {seed.mbid}\n"
+        f"Filter: {', '.join(conditions) if conditions else 'none'}"
+    )
+    rows = [
+        (
+            t.artist,
+            t.title,
+            str(t.year) if t.HasField("year") else "",
+            t.dortmund,
+            t.rosamerica,
+            f"{t.similarity:.4f}",
+            t.mbid,
+        )
+        for t in response.tracks
+    ]
+    body = table(
+        ("Artist", "Title", "Year", "Dortmund", "Rosamerica", "Sim", "MBID"),
+        rows,
+        (24, 30, 4, 11, 10, 6, 36),
+    )
+    s = response.stats
+    stats = (
+        f"Similarity over {s.count} results: "
+        f"mean={s.mean:.4f} std={s.std:.4f} p95={s.p95:.4f} max={s.max:.4f}"
+    )
+    if not response.tracks:
+        body += "\n(no track satisfies the filter)"
+    return f"{title}\n{body}\n{stats}"
+
+
+_REPORT_ROWS = (
+    ("documents read", "documents_read"),
+    ("documents parsed", "documents_parsed"),
+    ("invalid JSON", "invalid_json"),
+    ("wrong shape", "wrong_shape"),
+    ("missing MBID", "missing_mbid"),
+    ("missing title (skipped)", "missing_title"),
+    ("missing artist (skipped)", "missing_artist"),
+    ("missing release date", "missing_release_date"),
+    ("impossible/unparseable date", "invalid_release_date"),
+    ("duplicate submissions", "duplicate_submissions"),
+    ("placeholder titles (flagged)", "placeholder_titles"),
+    ("ignored members", "ignored_members"),
+    ("tracks sent to the catalog", "tracks_stored"),
+    ("  inserted", "tracks_inserted"),
+    ("  updated", "tracks_updated"),
+    ("  unchanged (stored one preferred)", "tracks_unchanged"),
+    ("vectors upserted", "vectors_upserted"),
+)
+
+
+def report_table(report: ingestor_pb2.IngestReport) -> str:
+    rows = [(label, f"{getattr(report, name):,}") for label, name in _REPORT_ROWS]
+    rows.append(("elapsed", f"{report.elapsed_seconds:.1f} s"))
+    rows.append(("rate", f"{report.documents_per_second:,.0f} documents/s"))
+    text = table(("Ingest report", "count"), rows, (34, 16))
+    if report.skipped:
+        listed = "\n".join(f"  {s.reason}: {s.source} ({s.detail})" for s in report.skipped[:10])
+        text += f"\nFirst skipped documents:\n{listed}"
+        if len(report.skipped) > 10:
+            text += f"\n  … {len(report.skipped) - 10} more in the JSON report"
+    return text

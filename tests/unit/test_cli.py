@@ -1,0 +1,94 @@
+"""The command line: every subcommand parses, says what it does, and reads settings as documented."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from musicrec_cli.main import build_parser, main
+from musicrec_cli.serve import ready_line, stack_settings
+from musicrec_common.settings import CommonSettings
+
+pytestmark = pytest.mark.unit
+
+COMMANDS = ["gen-corpus", "serve", "ingest", "recommend", "demo", "health"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_subcommand_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args([command, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: musicrec {command}")
+    assert len(out.splitlines()) > 4
+
+
+def test_recommend_takes_the_documented_options() -> None:
+    args = build_parser().parse_args(
+        [
+            "recommend",
+            "Metallica - Enter Sandman",
+            "--genre-classifier",
+            "dortmund",
+            "--same-genre",
+            "--same-decade",
+            "--limit",
+            "5",
+            "--json",
+            "--data-dir",
+            "/tmp/x",
+        ]
+    )
+    assert (args.query, args.genre_classifier, args.same_genre, args.same_decade, args.limit, args.json) == (
+        "Metallica - Enter Sandman",
+        "dortmund",
+        True,
+        True,
+        5,
+        True,
+    )
+    assert args.data_dir == Path("/tmp/x")
+    assert build_parser().parse_args(["recommend", "--mbid", "x"]).mbid == "x"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["recommend", "--genre-classifier", "spotify", "x"])
+
+
+def test_recommend_needs_exactly_one_seed(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit, match="either"):
+        main(["recommend"])
+    with pytest.raises(SystemExit, match="either"):
+        main(["recommend", "A - B", "--mbid", "x"])
+
+
+def test_serve_settings_come_from_the_environment_and_flags(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("MUSICREC_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("MUSICREC_CATALOG_DATABASE_URL", "postgresql://u@db/musicrec")
+    monkeypatch.setenv("MUSICREC_RECOMMENDER_QDRANT_URL", "http://qdrant:6333")
+    monkeypatch.setenv("MUSICREC_INGESTOR_PORT", "6000")
+    common = CommonSettings()
+    assert common.data_dir == tmp_path
+    settings = stack_settings(common, "catalog", host="0.0.0.0", port=0)
+    assert (settings.catalog.host, settings.catalog.port) == ("0.0.0.0", 0)
+    assert settings.catalog.database_url == "postgresql://u@db/musicrec"
+    assert settings.recommender.qdrant_url == "http://qdrant:6333"
+    assert settings.ingestor.port == 6000
+    assert ready_line({"catalog": "127.0.0.1:1"}) == "musicrec ready: catalog=127.0.0.1:1"
+
+
+def test_a_bad_catalog_address_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    from musicrec_recommender.settings import RecommenderSettings
+
+    monkeypatch.setenv("MUSICREC_RECOMMENDER_CATALOG_ADDRESS", "no-port")
+    with pytest.raises(ValidationError, match="HOST:PORT"):
+        RecommenderSettings()
+
+
+def test_health_of_nothing_listening_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["health", "127.0.0.1:1", "--timeout", "0.5"]) == 1
+    assert "127.0.0.1:1" in capsys.readouterr().err
