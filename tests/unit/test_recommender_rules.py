@@ -130,3 +130,19 @@ def test_the_table_has_the_prototypes_columns_and_stats() -> None:
     assert "1997" in text
     assert "rosamerica=roc, decade=1990s" in text
     assert "mean=0.8765 std=0.0000 p95=0.8765 max=0.8765" in text
+
+
+def test_table_columns_line_up_with_wide_characters() -> None:
+    from musicrec_cli.render import table
+
+    text = table(("A", "B"), [("永遠の歌", "x"), ("abc", "y"), ("a" * 20, "z")], (6, 1))
+    lines = text.splitlines()
+    # Every "|" sits in the same terminal column: CJK characters take two cells, long text is clipped.
+    columns = {
+        sum(2 if "\u3000" <= ch <= "\u9fff" else 1 for ch in line.split("|")[0])
+        for line in lines
+        if "|" in line
+    }
+    assert columns == {7}
+    assert "永遠… " in text
+    assert "aaaaa…" in text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Sequence
 
 from musicrec.ingestor.v1 import ingestor_pb2
@@ -10,13 +11,32 @@ from musicrec.recommender.v1 import recommender_pb2
 __all__ = ["recommendation_table", "report_table", "table"]
 
 
-def _clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
+def _cell_width(char: str) -> int:
+    if unicodedata.combining(char):
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+
+
+def _fit(text: str, width: int) -> str:
+    """`text` clipped and padded to `width` terminal columns (CJK characters take two)."""
+    used = 0
+    out = []
+    for char in text:
+        w = _cell_width(char)
+        if used + w > width:
+            while out and used + 1 > width:
+                used -= _cell_width(out.pop())
+            out.append("…")
+            used += 1
+            break
+        out.append(char)
+        used += w
+    return "".join(out) + " " * (width - used)
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[str]], widths: Sequence[int]) -> str:
     def line(cells: Sequence[str]) -> str:
-        return " | ".join(_clip(c, w).ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+        return " | ".join(_fit(c, w) for c, w in zip(cells, widths, strict=True)).rstrip()
 
     out = [line(headers), "-+-".join("-" * w for w in widths)]
     out.extend(line(r) for r in rows)
@@ -90,7 +110,7 @@ def report_table(report: ingestor_pb2.IngestReport) -> str:
     rows = [(label, f"{getattr(report, name):,}") for label, name in _REPORT_ROWS]
     rows.append(("elapsed", f"{report.elapsed_seconds:.1f} s"))
     rows.append(("rate", f"{report.documents_per_second:,.0f} documents/s"))
-    text = table(("Ingest report", "count"), rows, (34, 16))
+    text = table(("Ingest report", "count"), rows, (34, 22))
     if report.skipped:
         listed = "\n".join(f"  {s.reason}: {s.source} ({s.detail})" for s in report.skipped[:10])
         text += f"\nFirst skipped documents:\n{listed}"

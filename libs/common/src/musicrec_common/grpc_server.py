@@ -175,9 +175,13 @@ async def create_server(
         [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
         server,
     )
-    bound = server.add_insecure_port(f"{host}:{port}")
-    if bound == 0:
-        raise OSError(f"could not bind {host}:{port} (in use?)")
+    try:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError as error:  # grpc reports a failed bind as a bare RuntimeError
+        raise OSError(
+            f"cannot listen on {host}:{port}: the port is in use (another `musicrec serve`?) "
+            "or the address is not available here"
+        ) from error
     await server.start()
     for name in [*names, ""]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
