@@ -20,7 +20,7 @@ def _cell_width(char: str) -> int:
 def _fit(text: str, width: int) -> str:
     """`text` clipped and padded to `width` terminal columns (CJK characters take two)."""
     used = 0
-    out = []
+    out: list[str] = []
     for char in text:
         w = _cell_width(char)
         if used + w > width:
