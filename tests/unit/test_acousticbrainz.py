@@ -28,7 +28,7 @@ from musicrec_common.model import GenrePrediction, ParsedDocument
 
 pytestmark = pytest.mark.unit
 
-FIXTURES = Path("/work/shared/data/acousticbrainz")
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "acousticbrainz"
 FIXTURE_FILES = sorted(FIXTURES.glob("*.json"))
 
 NASCENCE = "0dad432b-16cc-4bf0-8961-fd31d124b01b.json"

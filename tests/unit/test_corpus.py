@@ -30,7 +30,7 @@ from musicrec_common.corpus import (
 
 pytestmark = pytest.mark.unit
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "data" / "acousticbrainz"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "acousticbrainz"
 MODEL_FIXTURE = "564ccd5c-c4d3-4752-9abf-c33bb085d6a5.json"
 NAME_RE = re.compile(
     r"^(?P<mbid>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})-(?P<n>\d+)\.json$"

@@ -22,7 +22,7 @@ from musicrec_common.features import (
 
 pytestmark = pytest.mark.unit
 
-FIXTURES = Path("/work/shared/data/acousticbrainz")
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "acousticbrainz"
 
 # Spec §4.1, as written there.
 SPEC_MODELS: dict[str, set[str]] = {

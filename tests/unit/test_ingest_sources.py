@@ -16,7 +16,7 @@ from musicrec_ingestor.sources import Document, SourceProblem, describe_unsuppor
 
 pytestmark = pytest.mark.unit
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "acousticbrainz"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "acousticbrainz"
 PINK_FLOYD = "564ccd5c-c4d3-4752-9abf-c33bb085d6a5"
 ROOT = "acousticbrainz-highlevel-json-20220623"
 
