@@ -51,6 +51,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from musicrec_common.features import FEATURE_LAYOUT
+
 __all__ = [
     "CORPUS_FORMAT_VERSION",
     "EMPTY_DATE_FORM",
@@ -76,47 +78,8 @@ SUMMARY_FILE = "corpus.json"
 # The dump's constant parts
 
 #: Every model of the 2016+ format and its labels, both in sorted (= serialised) order.
-MODEL_LABELS: Mapping[str, tuple[str, ...]] = {
-    "danceability": ("danceable", "not_danceable"),
-    "gender": ("female", "male"),
-    "genre_dortmund": (
-        "alternative",
-        "blues",
-        "electronic",
-        "folkcountry",
-        "funksoulrnb",
-        "jazz",
-        "pop",
-        "raphiphop",
-        "rock",
-    ),
-    "genre_electronic": ("ambient", "dnb", "house", "techno", "trance"),
-    "genre_rosamerica": ("cla", "dan", "hip", "jaz", "pop", "rhy", "roc", "spe"),
-    "genre_tzanetakis": ("blu", "cla", "cou", "dis", "hip", "jaz", "met", "pop", "reg", "roc"),
-    "ismir04_rhythm": (
-        "ChaChaCha",
-        "Jive",
-        "Quickstep",
-        "Rumba-American",
-        "Rumba-International",
-        "Rumba-Misc",
-        "Samba",
-        "Tango",
-        "VienneseWaltz",
-        "Waltz",
-    ),
-    "mood_acoustic": ("acoustic", "not_acoustic"),
-    "mood_aggressive": ("aggressive", "not_aggressive"),
-    "mood_electronic": ("electronic", "not_electronic"),
-    "mood_happy": ("happy", "not_happy"),
-    "mood_party": ("not_party", "party"),
-    "mood_relaxed": ("not_relaxed", "relaxed"),
-    "mood_sad": ("not_sad", "sad"),
-    "moods_mirex": ("Cluster1", "Cluster2", "Cluster3", "Cluster4", "Cluster5"),
-    "timbre": ("bright", "dark"),
-    "tonal_atonal": ("atonal", "tonal"),
-    "voice_instrumental": ("instrumental", "voice"),
-}
+# The label sets of spec §4.1 have one home, the feature layout; the generator writes exactly those.
+MODEL_LABELS: Mapping[str, tuple[str, ...]] = {block.model: block.labels for block in FEATURE_LAYOUT}
 
 _MODELS: tuple[str, ...] = tuple(sorted(MODEL_LABELS))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -141,3 +141,51 @@ def as_vector(raw: object) -> npt.NDArray[np.float32] | None:
     if not isinstance(raw, list):
         return None
     return np.asarray(raw, dtype=np.float32)
+
+
+class StoredRecord(Protocol):
+    """What both engines return for a retrieved point."""
+
+    @property
+    def id(self) -> Any: ...
+
+    @property
+    def vector(self) -> Any: ...
+
+    @property
+    def payload(self) -> Any: ...
+
+
+class RecordReads:
+    """get_vectors / get_payloads for an adapter that can fetch one chunk of points by id.
+
+    Callers may spell an id any way a UUID can be spelled; results are keyed by their spelling.
+    """
+
+    _batch_size: int
+
+    def _fetch(self, point_ids: Sequence[str], *, vectors: bool, payloads: bool) -> Sequence[StoredRecord]:
+        raise NotImplementedError
+
+    def _retrieve(
+        self, ids: Sequence[str], *, vectors: bool, payloads: bool
+    ) -> Iterator[tuple[str, StoredRecord]]:
+        table = lookup_table(ids)
+        for chunk in chunks(list(table), self._batch_size):
+            for record in self._fetch(chunk, vectors=vectors, payloads=payloads):
+                for raw in table.get(id_to_str(record.id), ()):
+                    yield raw, record
+
+    def get_vectors(self, ids: Sequence[str]) -> dict[str, npt.NDArray[np.float32]]:
+        found: dict[str, npt.NDArray[np.float32]] = {}
+        for raw, record in self._retrieve(ids, vectors=True, payloads=False):
+            vector = as_vector(record.vector)
+            if vector is not None:
+                found[raw] = vector
+        return found
+
+    def get_payloads(self, ids: Sequence[str]) -> dict[str, Mapping[str, PayloadValue]]:
+        return {
+            raw: dict(record.payload or {})
+            for raw, record in self._retrieve(ids, vectors=False, payloads=True)
+        }

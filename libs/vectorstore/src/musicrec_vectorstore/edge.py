@@ -22,11 +22,9 @@ import qdrant_edge as edge
 
 from musicrec_vectorstore._common import (
     DEFAULT_BATCH_SIZE,
-    as_vector,
+    RecordReads,
     check_dimension,
-    chunks,
     id_to_str,
-    lookup_table,
     prepare_query,
     prepare_upsert,
 )
@@ -66,7 +64,7 @@ def _is_lock_error(exc: BaseException) -> bool:
     return "WouldBlock" in text or "failed to open WAL" in text
 
 
-class EdgeVectorStore:
+class EdgeVectorStore(RecordReads):
     """The VectorStore port over a Qdrant Edge shard stored in `path`.
 
     The shard is created (cosine distance, HNSW m=16 ef_construct=100) when `path` holds none and
@@ -207,32 +205,11 @@ class EdgeVectorStore:
             with self._engine("upsert into"):
                 shard.update(edge.UpdateOperation.upsert_points(points))
 
-    def _retrieve(
-        self, ids: Sequence[str], *, vectors: bool, payloads: bool
-    ) -> Iterator[tuple[str, edge.Record]]:
+    def _fetch(self, point_ids: Sequence[str], *, vectors: bool, payloads: bool) -> Sequence[edge.Record]:
         shard = self._live()
-        table = lookup_table(ids)
-        for chunk in chunks(list(table), self._batch_size):
-            point_ids: list[int | UUID | str] = list(chunk)
-            with self._engine("read from"):
-                records = shard.retrieve(point_ids, with_payload=payloads, with_vector=vectors)
-            for record in records:
-                for raw in table.get(id_to_str(record.id), ()):
-                    yield raw, record
-
-    def get_vectors(self, ids: Sequence[str]) -> dict[str, npt.NDArray[np.float32]]:
-        found: dict[str, npt.NDArray[np.float32]] = {}
-        for raw, record in self._retrieve(ids, vectors=True, payloads=False):
-            vector = as_vector(record.vector)
-            if vector is not None:
-                found[raw] = vector
-        return found
-
-    def get_payloads(self, ids: Sequence[str]) -> dict[str, Mapping[str, PayloadValue]]:
-        return {
-            raw: dict(record.payload or {})
-            for raw, record in self._retrieve(ids, vectors=False, payloads=True)
-        }
+        ids: list[int | UUID | str] = list(point_ids)
+        with self._engine("read from"):
+            return shard.retrieve(ids, with_payload=payloads, with_vector=vectors)
 
     def search(self, vector: npt.NDArray[np.float32], limit: int, search_filter: SearchFilter) -> list[Hit]:
         query = prepare_query(vector, self._dimension)

@@ -18,11 +18,9 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 
 from musicrec_vectorstore._common import (
     DEFAULT_BATCH_SIZE,
-    as_vector,
+    RecordReads,
     check_dimension,
-    chunks,
     id_to_str,
-    lookup_table,
     prepare_query,
     prepare_upsert,
 )
@@ -64,7 +62,7 @@ def _describe(client: QdrantClient) -> str:
     return "the Qdrant server"
 
 
-class QdrantServerVectorStore:
+class QdrantServerVectorStore(RecordReads):
     """The VectorStore port over collection `collection` of the Qdrant behind `client`.
 
     The collection (cosine distance, HNSW m=16 ef_construct=100) and the payload indexes of
@@ -245,34 +243,11 @@ class QdrantServerVectorStore:
             with self._engine("upsert into"):
                 client.upsert(self._collection, points=points, wait=True)
 
-    def _retrieve(
-        self, ids: Sequence[str], *, vectors: bool, payloads: bool
-    ) -> Iterator[tuple[str, models.Record]]:
+    def _fetch(self, point_ids: Sequence[str], *, vectors: bool, payloads: bool) -> Sequence[models.Record]:
         client = self._live()
-        table = lookup_table(ids)
-        for chunk in chunks(list(table), self._batch_size):
-            point_ids: list[models.ExtendedPointId] = list(chunk)
-            with self._engine("read from"):
-                records = client.retrieve(
-                    self._collection, point_ids, with_payload=payloads, with_vectors=vectors
-                )
-            for record in records:
-                for raw in table.get(id_to_str(record.id), ()):
-                    yield raw, record
-
-    def get_vectors(self, ids: Sequence[str]) -> dict[str, npt.NDArray[np.float32]]:
-        found: dict[str, npt.NDArray[np.float32]] = {}
-        for raw, record in self._retrieve(ids, vectors=True, payloads=False):
-            vector = as_vector(record.vector)
-            if vector is not None:
-                found[raw] = vector
-        return found
-
-    def get_payloads(self, ids: Sequence[str]) -> dict[str, Mapping[str, PayloadValue]]:
-        return {
-            raw: dict(record.payload or {})
-            for raw, record in self._retrieve(ids, vectors=False, payloads=True)
-        }
+        ids: list[models.ExtendedPointId] = list(point_ids)
+        with self._engine("read from"):
+            return client.retrieve(self._collection, ids, with_payload=payloads, with_vectors=vectors)
 
     def search(self, vector: npt.NDArray[np.float32], limit: int, search_filter: SearchFilter) -> list[Hit]:
         query = prepare_query(vector, self._dimension)
