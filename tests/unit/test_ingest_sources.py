@@ -6,12 +6,14 @@ import io
 import json
 import random
 import tarfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import zstandard
 
-from musicrec_ingestor.pipeline import MAX_SKIPPED_LISTED, Selection
+from musicrec_common.model import Track
+from musicrec_ingestor.pipeline import MAX_SKIPPED_LISTED, IngestCounts, Skipped, count_problem, parse_batch
 from musicrec_ingestor.sources import Document, SourceProblem, describe_unsupported, iter_source
 
 pytestmark = pytest.mark.unit
@@ -67,10 +69,28 @@ def _members() -> list[tuple[str, bytes]]:
     ]
 
 
+@dataclass
+class Selection:
+    """Everything a source yields, parsed as one batch (what a run does batch by batch)."""
+
+    counts: IngestCounts
+    chosen: dict[str, Track]
+    skipped: list[Skipped]
+
+
+def _select(items: list[Document | SourceProblem]) -> Selection:
+    result = parse_batch([i for i in items if isinstance(i, Document)])
+    skipped = list(result.skipped)
+    for problem in (i for i in items if isinstance(i, SourceProblem)):
+        count_problem(result.counts, problem.reason)
+        skipped.append(Skipped(problem.source, problem.reason, problem.detail))
+    valid = result.counts.documents_parsed - result.counts.missing_title - result.counts.missing_artist
+    result.counts.duplicate_submissions = valid - len(result.tracks)
+    return Selection(result.counts, {t.mbid: t for t in result.tracks}, skipped)
+
+
 def _selection(path: Path) -> Selection:
-    selection = Selection()
-    selection.add_all(iter_source(path))
-    return selection
+    return _select(list(iter_source(path)))
 
 
 @pytest.mark.parametrize("compressed", [False, True])
@@ -84,17 +104,15 @@ def test_archives_are_read_as_streams_with_every_count(tmp_path: Path, compresse
     assert (c.missing_title, c.invalid_release_date, c.ignored_members) == (1, 1, 1)
     assert c.duplicate_submissions == 2
     # MBID_A: submission 1 has the album, so it beats 0; 1 and 2 tie, and the lower number wins.
-    assert selection.chosen[MBID_A].track.submission == 1
-    assert selection.chosen[MBID_B].track.submission == 2
-    assert selection.chosen[MBID_B].track.year is None
+    assert selection.chosen[MBID_A].submission == 1
+    assert selection.chosen[MBID_B].submission == 2
+    assert selection.chosen[MBID_B].year is None
 
 
 def test_choice_does_not_depend_on_order(tmp_path: Path) -> None:
-    forward, backward = Selection(), Selection()
     items = list(iter_source(_write_tar(tmp_path / "a.tar", _members())))
-    forward.add_all(items)
-    backward.add_all(reversed(items))
-    assert {m: d.track for m, d in forward.chosen.items()} == {m: d.track for m, d in backward.chosen.items()}
+    forward, backward = _select(items), _select(items[::-1])
+    assert forward.chosen == backward.chosen
     assert forward.counts == backward.counts
 
 
@@ -118,8 +136,7 @@ def test_a_truncated_archive_keeps_everything_before_the_cut(tmp_path: Path) -> 
     problems = [i for i in items if isinstance(i, SourceProblem)]
     assert 0 < len(documents) < 200
     assert [p.reason for p in problems] == ["corrupt_archive"]
-    selection = Selection()
-    selection.add_all(items)
+    selection = _select(items)
     assert len(selection.chosen) == len(documents)
     assert selection.counts.corrupt_sources == 1
 
@@ -155,7 +172,7 @@ def test_folders_ndjson_and_single_files(tmp_path: Path) -> None:
     assert (counts.documents_read, counts.wrong_shape, counts.duplicate_submissions) == (3, 1, 1)
     single = tmp_path / f"{MBID_A}-3.json"
     single.write_bytes(_doc())
-    assert _selection(single).chosen[MBID_A].track.submission == 3
+    assert _selection(single).chosen[MBID_A].submission == 3
 
 
 def test_unsupported_paths_are_described(tmp_path: Path) -> None:
@@ -169,5 +186,7 @@ def test_skipped_list_is_bounded_but_counts_are_not(tmp_path: Path) -> None:
     members = [(_member(f"{i:08x}-0000-4000-8000-000000000000", 0), b"nope") for i in range(150)]
     selection = _selection(_write_tar(tmp_path / "bad.tar", members))
     assert selection.counts.invalid_json == 150
-    assert len(selection.skipped) == MAX_SKIPPED_LISTED
+    assert len(
+        parse_batch([i for i in iter_source(tmp_path / "bad.tar") if isinstance(i, Document)]).skipped
+    ) == (MAX_SKIPPED_LISTED)
     assert all(s.reason == "invalid_json" for s in selection.skipped)

@@ -104,7 +104,7 @@ class ServiceStack:
                 i = s.ingestor
                 catalog = await self._catalog_client(local_catalog or i.catalog_address)
                 store = self._vector_store(i.qdrant_url, i.qdrant_api_key, i.qdrant_collection)
-                server = await build_ingestor(i, catalog, store)
+                server = await build_ingestor(i, catalog, store, data_dir=s.data_dir)
                 self._exit.push_async_callback(server.stop, i.shutdown_grace)
                 self._register("ingestor", server, i.host)
             if "recommender" in self.services:

@@ -10,7 +10,8 @@ __all__ = ["payload_for"]
 
 def payload_for(track: Track) -> dict[str, PayloadValue]:
     """Genre labels of the three models, decade, year, placeholder flag. Unknown values are None
-    (so an equality filter on them never matches)."""
+    (so an equality filter on them never matches). `completeness` and `submission` record which
+    submission the vector came from, so a later ingest can apply the catalog's preference rule."""
     payload: dict[str, PayloadValue] = {
         classifier.value: (g.label if (g := track.genre(classifier)) is not None else None)
         for classifier in GenreClassifier
@@ -18,4 +19,6 @@ def payload_for(track: Track) -> dict[str, PayloadValue]:
     payload["decade"] = track.decade
     payload["year"] = track.year
     payload["placeholder"] = track.is_placeholder_title
+    payload["completeness"] = track.completeness
+    payload["submission"] = track.submission
     return payload

@@ -1,25 +1,44 @@
-"""The ingest pipeline's pure part: documents in, the chosen submission per recording and the
-report counts out. No I/O beyond what the sources yield, so it is unit-tested directly.
+"""The ingest pipeline's pure part: a batch of documents in, the tracks to store and the counts out.
 
-Rules (also in the README):
+`parse_batch` runs in worker processes, so it takes and returns only picklable values. Rules
+(also in the README):
 - a document that is not JSON, has the wrong shape or no MBID is skipped and counted;
-- a document without a title or an artist is skipped and counted (it cannot be shown or searched);
+- a document without a title or an artist is skipped and counted (it can be neither shown nor
+  searched);
 - of several submissions of one recording, the one with the larger `Track.preference_key()`
-  (most complete metadata, then the lowest submission number) is kept — independent of order;
+  (most complete metadata, then the lowest submission number) is kept. The rule looks only at
+  the submission, so the outcome does not depend on file order or on how work is split into
+  batches and processes: the catalog and the vector index apply the same rule when a submission
+  meets one stored earlier;
 - placeholder titles are kept, flagged, and excluded from recommendations by default.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
+
+import numpy as np
+import numpy.typing as npt
 
 from musicrec_common.acousticbrainz import DocumentError, parse_document_detailed
 from musicrec_common.dates import DateStatus
-from musicrec_common.model import ParsedDocument
-from musicrec_ingestor.sources import Document, SourceProblem
+from musicrec_common.features import FEATURE_DIM
+from musicrec_common.model import Track
+from musicrec_ingestor.sources import Document
 
-__all__ = ["MAX_SKIPPED_LISTED", "IngestCounts", "Selection", "Skipped"]
+__all__ = [
+    "MAX_SKIPPED_LISTED",
+    "BatchResult",
+    "IngestCounts",
+    "Skipped",
+    "count_problem",
+    "mbid_keys",
+    "parse_batch",
+    "vector_winners",
+]
 
 MAX_SKIPPED_LISTED = 100
 
@@ -56,11 +75,23 @@ class IngestCounts:
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
+    def add(self, other: IngestCounts) -> None:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
+    @classmethod
+    def from_dict(cls, values: Mapping[str, int]) -> IngestCounts:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: int(v) for k, v in values.items() if k in known})
+
+
+# Which counter a skip reason increments.
 _REASON_COUNTER = {
     "invalid_json": "invalid_json",
     "wrong_shape": "wrong_shape",
     "missing_mbid": "missing_mbid",
+    "missing_title": "missing_title",
+    "missing_artist": "missing_artist",
     "ignored_member": "ignored_members",
     "corrupt_archive": "corrupt_sources",
     "unreadable": "corrupt_sources",
@@ -69,57 +100,99 @@ _REASON_COUNTER = {
 }
 
 
+def count_problem(counts: IngestCounts, reason: str) -> None:
+    counter = _REASON_COUNTER[reason]
+    setattr(counts, counter, getattr(counts, counter) + 1)
+
+
 @dataclass
-class Selection:
-    """Accumulates documents; keeps one submission per MBID and the counts of everything seen."""
+class BatchResult:
+    """What one batch of documents yields. `tracks[i]` has the feature vector `features[i]`;
+    `mbids` holds the MBID (16 bytes) of every valid document, duplicates included, so a run can
+    count distinct recordings without keeping tracks in memory."""
 
+    tracks: list[Track]
+    features: npt.NDArray[np.float32]
+    mbids: npt.NDArray[np.uint8]
     counts: IngestCounts = field(default_factory=IngestCounts)
-    chosen: dict[str, ParsedDocument] = field(default_factory=dict)
     skipped: list[Skipped] = field(default_factory=list)
+    parse_seconds: float = 0.0
 
-    def _skip(self, source: str, reason: str, detail: str) -> None:
-        counter = _REASON_COUNTER.get(reason, reason)
-        setattr(self.counts, counter, getattr(self.counts, counter) + 1)
-        if len(self.skipped) < MAX_SKIPPED_LISTED:
-            self.skipped.append(Skipped(source, reason, detail))
 
-    def add(self, item: Document | SourceProblem) -> None:
-        if isinstance(item, SourceProblem):
-            self._skip(item.source, item.reason, item.detail)
-            return
-        self.counts.documents_read += 1
+def mbid_keys(mbids: Iterable[str]) -> npt.NDArray[np.uint8]:
+    """MBIDs as an (n, 16) byte array: compact, picklable, and sortable with numpy."""
+    raw = b"".join(uuid.UUID(m).bytes for m in mbids)
+    return np.frombuffer(raw, dtype=np.uint8).reshape(-1, 16).copy()
+
+
+def parse_batch(documents: Sequence[Document]) -> BatchResult:
+    """Parse and clean documents; keep the preferred submission per MBID within the batch."""
+    started = time.perf_counter()
+    counts = IngestCounts()
+    skipped: list[Skipped] = []
+    chosen: dict[str, tuple[Track, npt.NDArray[np.float32]]] = {}
+    valid: list[str] = []
+
+    def skip(source: str, reason: str, detail: str) -> None:
+        count_problem(counts, reason)
+        if len(skipped) < MAX_SKIPPED_LISTED:
+            skipped.append(Skipped(source, reason, detail))
+
+    for document in documents:
+        counts.documents_read += 1
         try:
             parsed, date_status = parse_document_detailed(
-                item.data, source=item.source, mbid=item.mbid, submission=item.submission
+                document.data, source=document.source, mbid=document.mbid, submission=document.submission
             )
         except DocumentError as error:
-            self._skip(item.source, error.reason, str(error))
-            return
-        self.counts.documents_parsed += 1
+            skip(document.source, error.reason, str(error))
+            continue
+        counts.documents_parsed += 1
         track = parsed.track
         if track.title is None:
-            self._skip(item.source, "missing_title", "no title tag")
-            return
+            skip(document.source, "missing_title", "no title tag")
+            continue
         if track.artist is None:
-            self._skip(item.source, "missing_artist", "no artist tag")
-            return
+            skip(document.source, "missing_artist", "no artist tag")
+            continue
         if date_status is DateStatus.MISSING:
-            self.counts.missing_release_date += 1
+            counts.missing_release_date += 1
         elif date_status is DateStatus.INVALID:
-            self.counts.invalid_release_date += 1
-        current = self.chosen.get(track.mbid)
-        if current is None:
-            self.chosen[track.mbid] = parsed
-            if track.is_placeholder_title:
-                self.counts.placeholder_titles += 1
-            return
-        self.counts.duplicate_submissions += 1
-        if track.preference_key() > current.track.preference_key():
-            self.counts.placeholder_titles += int(track.is_placeholder_title) - int(
-                current.track.is_placeholder_title
-            )
-            self.chosen[track.mbid] = parsed
+            counts.invalid_release_date += 1
+        counts.placeholder_titles += track.is_placeholder_title
+        valid.append(track.mbid)
+        current = chosen.get(track.mbid)
+        if current is None or track.preference_key() > current[0].preference_key():
+            chosen[track.mbid] = (track, parsed.features)
+    ordered = [chosen[mbid] for mbid in sorted(chosen)]
+    features = (
+        np.stack([f for _, f in ordered]).astype(np.float32, copy=False)
+        if ordered
+        else np.zeros((0, FEATURE_DIM), dtype=np.float32)
+    )
+    return BatchResult(
+        tracks=[t for t, _ in ordered],
+        features=features,
+        mbids=mbid_keys(valid),
+        counts=counts,
+        skipped=skipped,
+        parse_seconds=time.perf_counter() - started,
+    )
 
-    def add_all(self, items: Iterable[Document | SourceProblem]) -> None:
-        for item in items:
-            self.add(item)
+
+def vector_winners(tracks: Sequence[Track], stored: Mapping[str, Mapping[str, object]]) -> list[int]:
+    """Indexes of the tracks whose vector should replace what the index holds: the MBID is not
+    stored yet, or the stored point came from a less preferred submission (same rule as the
+    catalog's). An equal key means the same submission: nothing to write."""
+    winners = []
+    for i, track in enumerate(tracks):
+        payload = stored.get(track.mbid)
+        if payload is None:
+            winners.append(i)
+            continue
+        completeness, submission = payload.get("completeness"), payload.get("submission")
+        if not isinstance(completeness, int) or not isinstance(submission, int):
+            winners.append(i)  # written by an older version without the key: replace it
+        elif track.preference_key() > (completeness, -submission):
+            winners.append(i)
+    return winners

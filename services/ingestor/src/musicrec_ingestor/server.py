@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from musicrec.ingestor.v1 import ingestor_pb2, ingestor_pb2_grpc
 from musicrec_common.catalog_client import CatalogClient
 from musicrec_common.grpc_server import RunningServer, create_server
+from musicrec_ingestor.runner import IngestOptions
 from musicrec_ingestor.service import IngestorServicer
 from musicrec_ingestor.settings import IngestorSettings
 from musicrec_vectorstore import VectorStore
@@ -15,9 +18,15 @@ SERVICE_NAME = ingestor_pb2.DESCRIPTOR.services_by_name["IngestorService"].full_
 
 
 async def build_server(
-    settings: IngestorSettings, catalog: CatalogClient, vectors: VectorStore
+    settings: IngestorSettings, catalog: CatalogClient, vectors: VectorStore, *, data_dir: Path
 ) -> RunningServer:
-    servicer = IngestorServicer(catalog, vectors, batch_size=settings.batch_size)
+    """Start the ingestor; interrupted runs checkpoint under settings.checkpoint_dir or data_dir."""
+    options = IngestOptions(
+        batch_size=settings.batch_size,
+        workers=settings.workers,
+        checkpoint_dir=settings.checkpoint_dir or data_dir / "ingest-checkpoints",
+    )
+    servicer = IngestorServicer(catalog, vectors, options)
     return await create_server(
         host=settings.host,
         port=settings.port,

@@ -1,48 +1,78 @@
-"""The IngestorService gRPC servicer: reads sources, keeps one submission per recording, sends
-metadata to the catalog and vectors to the vector store, streaming progress and a final report."""
+"""The IngestorService gRPC servicer: validates the request, runs `run_ingest`, streams progress
+and the final report as protobuf."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import grpc
-import numpy as np
 
 from musicrec.ingestor.v1 import ingestor_pb2, ingestor_pb2_grpc
 from musicrec_common.catalog_client import CatalogClient
 from musicrec_common.errors import InvalidArgumentError
 from musicrec_common.logging import log_event
-from musicrec_common.model import ParsedDocument, Track
-from musicrec_common.progress import ProgressMeter
-from musicrec_ingestor.pipeline import Selection
-from musicrec_ingestor.sources import count_documents, describe_unsupported, iter_source
+from musicrec_common.model import Track
+from musicrec_ingestor.runner import IngestOptions, Progress, Report, run_ingest
+from musicrec_ingestor.sources import describe_unsupported
 from musicrec_vectorstore import VectorStore
-from musicrec_vectorstore.payload import payload_for
 
-__all__ = ["IngestorServicer"]
+__all__ = ["IngestorServicer", "report_to_proto"]
 
 log = logging.getLogger(__name__)
 Context = grpc.aio.ServicerContext[Any, Any]
-_PROGRESS_EVERY = 0.5
+_REPORT_FIELDS = set(ingestor_pb2.IngestReport.DESCRIPTOR.fields_by_name)
 
 
-def _batches(items: Sequence[ParsedDocument], size: int) -> Iterator[Sequence[ParsedDocument]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+def report_to_proto(report: Report) -> ingestor_pb2.IngestReport:
+    counts = report.counts.as_dict()
+    elapsed = report.elapsed_seconds
+    # Stage times add up across an interrupted run and its resumption, like the counts.
+    done = report.counts.documents_read
+    return ingestor_pb2.IngestReport(
+        elapsed_seconds=elapsed,
+        documents_per_second=report.counts.documents_read / elapsed if elapsed > 0 else 0.0,
+        skipped=[
+            ingestor_pb2.SkippedDocument(source=s.source, reason=s.reason, detail=s.detail)
+            for s in report.skipped
+        ],
+        stages=[
+            ingestor_pb2.StageTiming(
+                stage=stage, seconds=seconds, documents_per_second=done / seconds if seconds > 0 else 0.0
+            )
+            for stage, seconds in report.stage_seconds.items()
+        ],
+        resumed_from_documents=report.resumed_from,
+        **{k: v for k, v in counts.items() if k in _REPORT_FIELDS},
+    )
+
+
+def _progress_to_proto(progress: Progress) -> ingestor_pb2.IngestProgress:
+    return ingestor_pb2.IngestProgress(
+        documents_read=progress.documents_read,
+        documents_total=progress.documents_total or 0,
+        elapsed_seconds=progress.elapsed_seconds,
+        documents_per_second=progress.documents_per_second,
+        eta_seconds=progress.eta_seconds,
+        stage=progress.stage,
+        current_source=progress.source,
+    )
 
 
 class IngestorServicer(ingestor_pb2_grpc.IngestorServiceServicer):
-    def __init__(self, catalog: CatalogClient, vectors: VectorStore, *, batch_size: int = 1_000) -> None:
+    def __init__(self, catalog: CatalogClient, vectors: VectorStore, options: IngestOptions) -> None:
         self._catalog = catalog
         self._vectors = vectors
-        self._batch_size = batch_size
+        self._options = options
         # One ingest at a time: two concurrent runs would race on the same recordings.
         self._lock = asyncio.Lock()
+
+    async def _store_tracks(self, tracks: Sequence[Track]) -> tuple[int, int, int]:
+        result = await self._catalog.upsert([tracks])
+        return result.inserted, result.updated, result.unchanged
 
     async def Ingest(
         self, request: ingestor_pb2.IngestRequest, context: Context
@@ -55,92 +85,20 @@ class IngestorServicer(ingestor_pb2_grpc.IngestorServiceServicer):
             if problem:
                 raise InvalidArgumentError(f"paths[{i}]", problem)
         async with self._lock:
-            async for event in self._run(paths):
-                yield event
-
-    async def _run(self, paths: list[Path]) -> AsyncIterator[ingestor_pb2.IngestResponse]:
-        started = time.monotonic()
-        loop = asyncio.get_running_loop()
-        events: asyncio.Queue[ingestor_pb2.IngestProgress | None] = asyncio.Queue()
-        selection = Selection()
-        totals = [count_documents(p) for p in paths]
-        meter = ProgressMeter(
-            total=sum(t for t in totals if t) if all(t is not None for t in totals) else None
-        )
-
-        def progress(stage: str, source: str) -> ingestor_pb2.IngestProgress:
-            return ingestor_pb2.IngestProgress(
-                documents_read=meter.done,
-                documents_total=meter.total or 0,
-                elapsed_seconds=meter.elapsed,
-                documents_per_second=meter.rate,
-                eta_seconds=meter.eta,
-                stage=stage,
-                current_source=source,
+            events = run_ingest(
+                paths, catalog=self._store_tracks, vectors=self._vectors, options=self._options
             )
-
-        def read_all() -> None:
-            # Runs in a worker thread: parsing is CPU-bound and must not stall the event loop.
-            last = 0.0
-            try:
-                for path in paths:
-                    for item in iter_source(path):
-                        selection.add(item)
-                        meter.done = selection.counts.documents_read
-                        now = time.monotonic()
-                        if now - last >= _PROGRESS_EVERY:
-                            last = now
-                            loop.call_soon_threadsafe(events.put_nowait, progress("parse", str(path)))
-            finally:
-                loop.call_soon_threadsafe(events.put_nowait, None)
-
-        reader = asyncio.create_task(asyncio.to_thread(read_all))
-        while (event := await events.get()) is not None:
-            yield ingestor_pb2.IngestResponse(progress=event)
-        await reader
-        parse_seconds = time.monotonic() - started
-        yield ingestor_pb2.IngestResponse(progress=progress("parse", "done"))
-
-        chosen = [selection.chosen[mbid] for mbid in sorted(selection.chosen)]
-        counts = selection.counts
-        catalog_result = await self._catalog.upsert(
-            [d.track for d in batch] for batch in _batches(chosen, self._batch_size)
-        )
-        counts.tracks_inserted = catalog_result.inserted
-        counts.tracks_updated = catalog_result.updated
-        counts.tracks_unchanged = catalog_result.unchanged
-        counts.tracks_stored = catalog_result.received
-        yield ingestor_pb2.IngestResponse(progress=progress("catalog", "done"))
-
-        for batch in _batches(chosen, self._batch_size):
-            await asyncio.to_thread(self._upsert_vectors, batch)
-            counts.vectors_upserted += len(batch)
-        await asyncio.to_thread(self._vectors.flush)
-        elapsed = time.monotonic() - started
-        log_event(
-            log,
-            "ingest finished",
-            sources=[str(p) for p in paths],
-            elapsed_seconds=round(elapsed, 2),
-            parse_seconds=round(parse_seconds, 2),
-            **counts.as_dict(),
-        )
-        report = ingestor_pb2.IngestReport(
-            elapsed_seconds=elapsed,
-            documents_per_second=counts.documents_read / elapsed if elapsed > 0 else 0.0,
-            skipped=[
-                ingestor_pb2.SkippedDocument(source=s.source, reason=s.reason, detail=s.detail)
-                for s in selection.skipped
-            ],
-            **{
-                k: v
-                for k, v in counts.as_dict().items()
-                if k in ingestor_pb2.IngestReport.DESCRIPTOR.fields_by_name
-            },
-        )
-        yield ingestor_pb2.IngestResponse(report=report)
-
-    def _upsert_vectors(self, batch: Sequence[ParsedDocument]) -> None:
-        tracks: list[Track] = [d.track for d in batch]
-        vectors = np.stack([d.features for d in batch]).astype(np.float32, copy=False)
-        self._vectors.upsert([t.mbid for t in tracks], vectors, [payload_for(t) for t in tracks])
+            async for event in events:
+                if isinstance(event, Report):
+                    log_event(
+                        log,
+                        "ingest finished",
+                        sources=event.sources,
+                        elapsed_seconds=round(event.elapsed_seconds, 2),
+                        stage_seconds={k: round(v, 2) for k, v in event.stage_seconds.items()},
+                        resumed_from=event.resumed_from,
+                        **event.counts.as_dict(),
+                    )
+                    yield ingestor_pb2.IngestResponse(report=report_to_proto(event))
+                else:
+                    yield ingestor_pb2.IngestResponse(progress=_progress_to_proto(event))

@@ -154,6 +154,10 @@ class IngestReport(_message.Message):
     TRACKS_INSERTED_FIELD_NUMBER: _builtins.int
     TRACKS_UPDATED_FIELD_NUMBER: _builtins.int
     TRACKS_UNCHANGED_FIELD_NUMBER: _builtins.int
+    CORRUPT_SOURCES_FIELD_NUMBER: _builtins.int
+    OVERSIZED_FIELD_NUMBER: _builtins.int
+    STAGES_FIELD_NUMBER: _builtins.int
+    RESUMED_FROM_DOCUMENTS_FIELD_NUMBER: _builtins.int
     documents_read: _builtins.int
     documents_parsed: _builtins.int
     invalid_json: _builtins.int
@@ -167,16 +171,28 @@ class IngestReport(_message.Message):
     placeholder_titles: _builtins.int
     ignored_members: _builtins.int
     tracks_stored: _builtins.int
+    """Distinct recordings with a valid document in this run."""
     vectors_upserted: _builtins.int
+    """Vectors written: a recording's vector is replaced only by a preferred submission."""
     elapsed_seconds: _builtins.float
     documents_per_second: _builtins.float
     tracks_inserted: _builtins.int
     """Catalog upsert outcome."""
     tracks_updated: _builtins.int
     tracks_unchanged: _builtins.int
+    corrupt_sources: _builtins.int
+    """Archives or files that could not be read to the end (truncated, corrupt, unreadable)."""
+    oversized: _builtins.int
+    """Members larger than any real document, skipped unread."""
+    resumed_from_documents: _builtins.int
+    """Documents an earlier, interrupted run of the same sources had already done (0 for a fresh run)."""
     @_builtins.property
     def skipped(self) -> _containers.RepeatedCompositeFieldContainer[Global___SkippedDocument]:
         """The first skipped documents (at most 100), with the reason each was skipped."""
+
+    @_builtins.property
+    def stages(self) -> _containers.RepeatedCompositeFieldContainer[Global___StageTiming]:
+        """Where the time went: read (decompress + untar), parse (workers' CPU time), catalog, vectors."""
 
     def __init__(
         self,
@@ -201,11 +217,41 @@ class IngestReport(_message.Message):
         tracks_inserted: _builtins.int = ...,
         tracks_updated: _builtins.int = ...,
         tracks_unchanged: _builtins.int = ...,
+        corrupt_sources: _builtins.int = ...,
+        oversized: _builtins.int = ...,
+        stages: _abc.Iterable[Global___StageTiming] | None = ...,
+        resumed_from_documents: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["documents_parsed", b"documents_parsed", "documents_per_second", b"documents_per_second", "documents_read", b"documents_read", "duplicate_submissions", b"duplicate_submissions", "elapsed_seconds", b"elapsed_seconds", "ignored_members", b"ignored_members", "invalid_json", b"invalid_json", "invalid_release_date", b"invalid_release_date", "missing_artist", b"missing_artist", "missing_mbid", b"missing_mbid", "missing_release_date", b"missing_release_date", "missing_title", b"missing_title", "placeholder_titles", b"placeholder_titles", "skipped", b"skipped", "tracks_inserted", b"tracks_inserted", "tracks_stored", b"tracks_stored", "tracks_unchanged", b"tracks_unchanged", "tracks_updated", b"tracks_updated", "vectors_upserted", b"vectors_upserted", "wrong_shape", b"wrong_shape"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["corrupt_sources", b"corrupt_sources", "documents_parsed", b"documents_parsed", "documents_per_second", b"documents_per_second", "documents_read", b"documents_read", "duplicate_submissions", b"duplicate_submissions", "elapsed_seconds", b"elapsed_seconds", "ignored_members", b"ignored_members", "invalid_json", b"invalid_json", "invalid_release_date", b"invalid_release_date", "missing_artist", b"missing_artist", "missing_mbid", b"missing_mbid", "missing_release_date", b"missing_release_date", "missing_title", b"missing_title", "oversized", b"oversized", "placeholder_titles", b"placeholder_titles", "resumed_from_documents", b"resumed_from_documents", "skipped", b"skipped", "stages", b"stages", "tracks_inserted", b"tracks_inserted", "tracks_stored", b"tracks_stored", "tracks_unchanged", b"tracks_unchanged", "tracks_updated", b"tracks_updated", "vectors_upserted", b"vectors_upserted", "wrong_shape", b"wrong_shape"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___IngestReport: _TypeAlias = IngestReport  # noqa: Y015
+
+@_typing.final
+class StageTiming(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STAGE_FIELD_NUMBER: _builtins.int
+    SECONDS_FIELD_NUMBER: _builtins.int
+    DOCUMENTS_PER_SECOND_FIELD_NUMBER: _builtins.int
+    stage: _builtins.str
+    seconds: _builtins.float
+    documents_per_second: _builtins.float
+    """Documents per second of this stage alone."""
+    def __init__(
+        self,
+        *,
+        stage: _builtins.str = ...,
+        seconds: _builtins.float = ...,
+        documents_per_second: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["documents_per_second", b"documents_per_second", "seconds", b"seconds", "stage", b"stage"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StageTiming: _TypeAlias = StageTiming  # noqa: Y015

@@ -1,0 +1,295 @@
+"""One ingest run: read sources in order, parse batches in worker processes, commit each batch to
+the catalog and the vector index in order, checkpoint, and report progress.
+
+    reader thread ──raw batches (bounded)──▶ worker processes ──results, in order──▶ commit
+    (decompress, untar)                       (parse, clean, vector)                (catalog, vectors,
+                                                                                     checkpoint)
+
+Memory stays flat: at most `window` batches are in flight. A checkpoint is written after each
+commit; a run stopped at any point (Ctrl-C, kill -9, reboot) and started again resumes from the
+last one and ends with the same catalog and index as an uninterrupted run (see checkpoint.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from musicrec_common.logging import log_event
+from musicrec_common.model import Track
+from musicrec_common.progress import ProgressMeter
+from musicrec_ingestor.checkpoint import Checkpoint, CheckpointStore, sources_key
+from musicrec_ingestor.pipeline import (
+    MAX_SKIPPED_LISTED,
+    BatchResult,
+    IngestCounts,
+    Skipped,
+    count_problem,
+    parse_batch,
+    vector_winners,
+)
+from musicrec_ingestor.sources import Document, SourceProblem, count_documents, iter_source
+from musicrec_vectorstore import VectorStore
+from musicrec_vectorstore.payload import payload_for
+
+__all__ = ["CatalogSink", "IngestOptions", "Progress", "Report", "run_ingest"]
+
+log = logging.getLogger(__name__)
+
+CatalogSink = Callable[[Sequence[Track]], Awaitable[tuple[int, int, int]]]
+"""Stores one batch of tracks in the catalog; returns (inserted, updated, unchanged)."""
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    batch_size: int = 2_000
+    # Worker processes for parsing; 0 parses in a thread of this process (small inputs, tests).
+    workers: int = 2
+    checkpoint_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class Progress:
+    stage: str
+    source: str
+    documents_read: int
+    documents_total: int | None
+    elapsed_seconds: float
+    documents_per_second: float
+    eta_seconds: float
+
+
+@dataclass
+class Report:
+    counts: IngestCounts
+    skipped: list[Skipped]
+    elapsed_seconds: float
+    stage_seconds: dict[str, float]
+    resumed_from: int = 0  # documents already done by an earlier, interrupted run
+    sources: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _RawBatch:
+    source: str
+    source_index: int
+    items_done: int  # items of this source consumed once this batch is committed
+    documents: list[Document]
+    problems: list[SourceProblem]
+
+
+_END = object()
+
+
+def _reader(
+    paths: Sequence[Path],
+    start: Checkpoint,
+    batch_size: int,
+    put: Callable[[object], None],
+    stop: threading.Event,
+    busy: list[float],
+) -> None:
+    """Runs in a thread: slices the sources into raw batches, skipping what a checkpoint covers."""
+    try:
+        for index in range(start.source_index, len(paths)):
+            skip = start.items_done if index == start.source_index else 0
+            documents: list[Document] = []
+            problems: list[SourceProblem] = []
+            consumed = 0
+            began = time.perf_counter()
+            for item in iter_source(paths[index]):
+                if stop.is_set():
+                    return
+                consumed += 1
+                if consumed <= skip:
+                    continue
+                if isinstance(item, Document):
+                    documents.append(item)
+                else:
+                    problems.append(item)
+                if len(documents) >= batch_size:
+                    busy[0] += time.perf_counter() - began
+                    put(_RawBatch(str(paths[index]), index, consumed, documents, problems))
+                    began = time.perf_counter()
+                    documents, problems = [], []
+            busy[0] += time.perf_counter() - began
+            # The end of each source is a batch boundary, so a checkpoint never straddles sources.
+            put(_RawBatch(str(paths[index]), index + 1, 0, documents, problems))
+    finally:
+        put(_END)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Worker initializer: end this worker when the server that started it is gone (kill -9 of
+    the server would otherwise leave workers waiting forever on their task queue)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="musicrec-parent-watch", daemon=True).start()
+
+
+def _executor(workers: int) -> concurrent.futures.Executor:
+    if workers <= 0:
+        return concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="musicrec-parse")
+    # spawn: the server process runs gRPC threads, which must not be forked.
+    return concurrent.futures.ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_exit_with_parent,
+        initargs=(os.getpid(),),
+    )
+
+
+async def run_ingest(
+    paths: Sequence[Path],
+    *,
+    catalog: CatalogSink,
+    vectors: VectorStore,
+    options: IngestOptions,
+) -> AsyncIterator[Progress | Report]:
+    """Ingest `paths`, yielding progress after every committed batch, then the final report."""
+    started = time.monotonic()
+    store = CheckpointStore(options.checkpoint_dir, sources_key(paths)) if options.checkpoint_dir else None
+    resumed = store.load() if store else None
+    state = resumed or Checkpoint()
+    if store and resumed is None:
+        store.start()
+    if resumed:
+        log_event(
+            log,
+            "resuming ingest from checkpoint",
+            source=str(paths[min(state.source_index, len(paths) - 1)]),
+            items_done=state.items_done,
+            documents_done=state.counts.documents_read,
+        )
+    counts, skipped = state.counts, state.skipped
+    stages = {"read": 0.0, "parse": 0.0, "catalog": 0.0, "vectors": 0.0, **state.stage_seconds}
+    totals = [count_documents(p) for p in paths]
+    meter = ProgressMeter(total=sum(t or 0 for t in totals) if all(t is not None for t in totals) else None)
+    meter.done = counts.documents_read
+    resumed_from = counts.documents_read
+    distinct_in_memory: list[np.ndarray] = []  # only without a checkpoint folder
+
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[object] = asyncio.Queue(maxsize=max(2, options.workers * 2))
+    stop = threading.Event()
+    read_busy = [0.0]
+
+    def put(item: object) -> None:
+        asyncio.run_coroutine_threadsafe(queue.put(item), loop).result()
+
+    reader = loop.run_in_executor(None, _reader, list(paths), state, options.batch_size, put, stop, read_busy)
+    executor = _executor(options.workers)
+    pending: deque[tuple[_RawBatch, asyncio.Future[BatchResult]]] = deque()
+    window = max(2, options.workers * 2)
+
+    async def commit(raw: _RawBatch, result: BatchResult) -> Progress:
+        for problem in raw.problems:
+            count_problem(counts, problem.reason)
+            if len(skipped) < MAX_SKIPPED_LISTED:
+                skipped.append(Skipped(problem.source, problem.reason, problem.detail))
+        counts.add(result.counts)
+        skipped.extend(result.skipped[: MAX_SKIPPED_LISTED - len(skipped)])
+        stages["parse"] += result.parse_seconds
+        if result.tracks:
+            began = time.perf_counter()
+            inserted, updated, unchanged = await catalog(result.tracks)
+            counts.tracks_inserted += inserted
+            counts.tracks_updated += updated
+            counts.tracks_unchanged += unchanged
+            stages["catalog"] += time.perf_counter() - began
+            began = time.perf_counter()
+            counts.vectors_upserted += await asyncio.to_thread(_upsert_vectors, vectors, result)
+            stages["vectors"] += time.perf_counter() - began
+        if store:
+            state.mbid_bytes = await asyncio.to_thread(store.append_mbids, result.mbids)
+        else:
+            distinct_in_memory.append(result.mbids)
+        state.source_index, state.items_done = raw.source_index, raw.items_done
+        state.elapsed_seconds = elapsed()
+        stages["read"] = read_busy[0] + state.stage_seconds.get("read", 0.0)
+        state.stage_seconds = dict(stages)
+        if store:
+            await asyncio.to_thread(store.save, state)
+        meter.done = counts.documents_read
+        return Progress("ingest", raw.source, meter.done, meter.total, elapsed(), meter.rate, meter.eta)
+
+    previous = state.elapsed_seconds
+
+    def elapsed() -> float:
+        return previous + time.monotonic() - started
+
+    try:
+        while True:
+            item = await queue.get()
+            if item is _END:
+                break
+            assert isinstance(item, _RawBatch)
+            future = loop.run_in_executor(executor, parse_batch, item.documents)
+            pending.append((item, future))
+            if len(pending) >= window:
+                raw, future = pending.popleft()
+                yield await commit(raw, await future)
+        while pending:
+            raw, future = pending.popleft()
+            yield await commit(raw, await future)
+        await reader
+        began = time.perf_counter()
+        await asyncio.to_thread(vectors.flush)
+        stages["vectors"] += time.perf_counter() - began
+    finally:
+        stop.set()
+        # Unblock a reader waiting on a full queue, then let it end.
+        while not reader.done():
+            with contextlib.suppress(asyncio.QueueEmpty):
+                queue.get_nowait()
+            await asyncio.sleep(0.01)
+        for _, future in pending:
+            future.cancel()
+        executor.shutdown(wait=False, cancel_futures=True)
+
+    if store:
+        distinct = await asyncio.to_thread(store.distinct_mbids)
+    else:
+        keys = np.concatenate(distinct_in_memory) if distinct_in_memory else np.zeros((0, 16), np.uint8)
+        distinct = len(np.unique(keys.view(np.dtype((np.void, 16))).ravel())) if len(keys) else 0
+    valid = counts.documents_parsed - counts.missing_title - counts.missing_artist
+    counts.tracks_stored = distinct
+    counts.duplicate_submissions = valid - distinct
+    report = Report(
+        counts=counts,
+        skipped=skipped,
+        elapsed_seconds=elapsed(),
+        stage_seconds=stages,
+        resumed_from=resumed_from,
+        sources=[str(p) for p in paths],
+    )
+    if store:
+        store.finish()
+    yield report
+
+
+def _upsert_vectors(vectors: VectorStore, result: BatchResult) -> int:
+    """Write the vectors whose submission is preferred over what the index holds (see pipeline)."""
+    stored = vectors.get_payloads([t.mbid for t in result.tracks])
+    winners = vector_winners(result.tracks, stored)
+    if not winners:
+        return 0
+    chosen = [result.tracks[i] for i in winners]
+    vectors.upsert([t.mbid for t in chosen], result.features[winners], [payload_for(t) for t in chosen])
+    return len(winners)
