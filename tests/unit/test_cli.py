@@ -92,3 +92,28 @@ def test_a_bad_catalog_address_is_refused(monkeypatch: pytest.MonkeyPatch) -> No
 def test_health_of_nothing_listening_fails(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["health", "127.0.0.1:1", "--timeout", "0.5"]) == 1
     assert "127.0.0.1:1" in capsys.readouterr().err
+
+
+def test_the_ingest_report_table_shows_counts_stages_and_skips() -> None:
+    from musicrec.ingestor.v1 import ingestor_pb2
+    from musicrec_cli.render import report_table
+
+    report = ingestor_pb2.IngestReport(
+        documents_read=1234,
+        invalid_json=2,
+        duplicate_submissions=300,
+        tracks_stored=900,
+        elapsed_seconds=2.0,
+        documents_per_second=617,
+        stages=[ingestor_pb2.StageTiming(stage="parse", seconds=1.5, documents_per_second=822)],
+        skipped=[ingestor_pb2.SkippedDocument(source="a.tar:x.json", reason="invalid_json", detail="bad")],
+        resumed_from_documents=600,
+    )
+    text = report_table(report)
+    assert "documents read" in text
+    assert "1,234" in text
+    assert "recordings (distinct MBIDs)" in text
+    assert "parse" in text
+    assert "1.5 s (822/s)" in text
+    assert "resumed after" in text
+    assert "invalid_json: a.tar:x.json (bad)" in text

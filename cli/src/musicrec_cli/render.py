@@ -97,11 +97,13 @@ _REPORT_ROWS = (
     ("impossible/unparseable date", "invalid_release_date"),
     ("duplicate submissions", "duplicate_submissions"),
     ("placeholder titles (flagged)", "placeholder_titles"),
-    ("ignored members", "ignored_members"),
-    ("tracks sent to the catalog", "tracks_stored"),
-    ("  inserted", "tracks_inserted"),
-    ("  updated", "tracks_updated"),
-    ("  unchanged (stored one preferred)", "tracks_unchanged"),
+    ("ignored members (not <mbid>-<n>.json)", "ignored_members"),
+    ("oversized members (skipped)", "oversized"),
+    ("corrupt or truncated sources", "corrupt_sources"),
+    ("recordings (distinct MBIDs)", "tracks_stored"),
+    ("catalog rows inserted", "tracks_inserted"),
+    ("catalog rows updated", "tracks_updated"),
+    ("catalog rows unchanged", "tracks_unchanged"),
     ("vectors upserted", "vectors_upserted"),
 )
 
@@ -110,7 +112,11 @@ def report_table(report: ingestor_pb2.IngestReport) -> str:
     rows = [(label, f"{getattr(report, name):,}") for label, name in _REPORT_ROWS]
     rows.append(("elapsed", f"{report.elapsed_seconds:.1f} s"))
     rows.append(("rate", f"{report.documents_per_second:,.0f} documents/s"))
-    text = table(("Ingest report", "count"), rows, (34, 22))
+    for stage in report.stages:
+        rows.append((f"  {stage.stage}", f"{stage.seconds:.1f} s ({stage.documents_per_second:,.0f}/s)"))
+    if report.resumed_from_documents:
+        rows.append(("resumed after", f"{report.resumed_from_documents:,} documents"))
+    text = table(("Ingest report", "count"), rows, (38, 24))
     if report.skipped:
         listed = "\n".join(f"  {s.reason}: {s.source} ({s.detail})" for s in report.skipped[:10])
         text += f"\nFirst skipped documents:\n{listed}"
