@@ -51,7 +51,18 @@ def build_parser() -> argparse.ArgumentParser:
         "(highlevel/<2 hex>/<1 hex>/<mbid>-<n>.json) with planted styles and real-dump messiness.",
     )
     gen.add_argument("--tracks", type=int, required=True, help="distinct recordings to generate")
-    gen.add_argument("--out", type=Path, required=True, help="folder to write into")
+    gen.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="folder to write into (with --format tar.zst: the archive file)",
+    )
+    gen.add_argument(
+        "--format",
+        choices=["folder", "tar.zst"],
+        default="folder",
+        help="loose files in a folder (default), or one .tar.zst archive like a dump archive",
+    )
     gen.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same corpus")
 
     serve = sub.add_parser(
@@ -160,7 +171,12 @@ def _run_gen_corpus(args: argparse.Namespace) -> int:
         meter.done = done
         printer.show(done, total, meter.rate, meter.eta, final=done >= total)
 
-    summary = generate_corpus(args.out, tracks=args.tracks, seed=args.seed, progress=progress)
+    if args.format == "tar.zst":
+        from musicrec_common.corpus import write_corpus_archive
+
+        summary = write_corpus_archive(args.out, tracks=args.tracks, seed=args.seed, progress=progress)
+    else:
+        summary = generate_corpus(args.out, tracks=args.tracks, seed=args.seed, progress=progress)
     print(
         f"wrote {summary.documents:,} documents for {summary.tracks:,} recordings "
         f"({summary.duplicate_submissions:,} duplicate submissions) to {args.out}"

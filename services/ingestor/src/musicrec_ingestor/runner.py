@@ -24,6 +24,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -47,6 +48,7 @@ from musicrec_vectorstore.payload import payload_for
 __all__ = ["CatalogSink", "IngestOptions", "Progress", "Report", "run_ingest"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CatalogSink = Callable[[Sequence[Track]], Awaitable[tuple[int, int, int]]]
 """Stores one batch of tracks in the catalog; returns (inserted, updated, unchanged)."""
@@ -101,17 +103,21 @@ def _reader(
     stop: threading.Event,
     busy: list[float],
 ) -> None:
-    """Runs in a thread: slices the sources into raw batches, skipping what a checkpoint covers."""
+    """Runs in a thread: slices the sources into raw batches, skipping what a checkpoint covers.
+    `busy[0]` accumulates the time spent reading (decompressing, untarring), not waiting."""
     try:
         for index in range(start.source_index, len(paths)):
             skip = start.items_done if index == start.source_index else 0
             documents: list[Document] = []
             problems: list[SourceProblem] = []
             consumed = 0
-            began = time.perf_counter()
-            for item in iter_source(paths[index]):
-                if stop.is_set():
-                    return
+            items = iter_source(paths[index])
+            while True:
+                began = time.perf_counter()
+                item = next(items, None)
+                busy[0] += time.perf_counter() - began
+                if item is None or stop.is_set():
+                    break
                 consumed += 1
                 if consumed <= skip:
                     continue
@@ -120,11 +126,10 @@ def _reader(
                 else:
                     problems.append(item)
                 if len(documents) >= batch_size:
-                    busy[0] += time.perf_counter() - began
                     put(_RawBatch(str(paths[index]), index, consumed, documents, problems))
-                    began = time.perf_counter()
                     documents, problems = [], []
-            busy[0] += time.perf_counter() - began
+            if stop.is_set():
+                return
             # The end of each source is a batch boundary, so a checkpoint never straddles sources.
             put(_RawBatch(str(paths[index]), index + 1, 0, documents, problems))
     finally:
@@ -198,6 +203,15 @@ async def run_ingest(
     pending: deque[tuple[_RawBatch, asyncio.Future[BatchResult]]] = deque()
     window = max(2, options.workers * 2)
 
+    read_before = stages["read"]
+
+    async def timed(stage: str, work: Awaitable[T]) -> T:
+        began = time.perf_counter()
+        try:
+            return await work
+        finally:
+            stages[stage] += time.perf_counter() - began
+
     async def commit(raw: _RawBatch, result: BatchResult) -> Progress:
         for problem in raw.problems:
             count_problem(counts, problem.reason)
@@ -207,22 +221,22 @@ async def run_ingest(
         skipped.extend(result.skipped[: MAX_SKIPPED_LISTED - len(skipped)])
         stages["parse"] += result.parse_seconds
         if result.tracks:
-            began = time.perf_counter()
-            inserted, updated, unchanged = await catalog(result.tracks)
+            # The two stores are independent (each applies the preference rule itself): write both at once.
+            (inserted, updated, unchanged), written = await asyncio.gather(
+                timed("catalog", catalog(result.tracks)),
+                timed("vectors", asyncio.to_thread(_upsert_vectors, vectors, result)),
+            )
             counts.tracks_inserted += inserted
             counts.tracks_updated += updated
             counts.tracks_unchanged += unchanged
-            stages["catalog"] += time.perf_counter() - began
-            began = time.perf_counter()
-            counts.vectors_upserted += await asyncio.to_thread(_upsert_vectors, vectors, result)
-            stages["vectors"] += time.perf_counter() - began
+            counts.vectors_upserted += written
         if store:
             state.mbid_bytes = await asyncio.to_thread(store.append_mbids, result.mbids)
         else:
             distinct_in_memory.append(result.mbids)
         state.source_index, state.items_done = raw.source_index, raw.items_done
         state.elapsed_seconds = elapsed()
-        stages["read"] = read_busy[0] + state.stage_seconds.get("read", 0.0)
+        stages["read"] = read_before + read_busy[0]
         state.stage_seconds = dict(stages)
         if store:
             await asyncio.to_thread(store.save, state)

@@ -1,0 +1,144 @@
+"""End-to-end ingest benchmark: a dump-shaped .tar.zst into PostgreSQL and the vector index.
+
+    uv run python benchmarks/ingest_bench.py --tracks 200000 [--workers 2] [--workdir DIR]
+
+Generates (or reuses) a synthetic archive of N recordings, starts the three services on the
+embedded defaults (real PostgreSQL 18, Qdrant Edge) in a fresh data dir, ingests the archive
+through the ingestor's gRPC API and reports wall time, documents/s, time per stage, peak RSS of
+this process and of its worker processes, and disk used by PostgreSQL and the vector index.
+The HNSW build is not part of the ingest (it is measured by the search benchmarks). The table is
+printed and written to docs/benchmarks.md under "## End-to-end ingest (issue 4)".
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from musicrec_catalog.settings import CatalogSettings
+from musicrec_cli.clients import ingest
+from musicrec_cli.stack import SERVICES, ServiceStack, StackSettings
+from musicrec_common.corpus import write_corpus_archive
+from musicrec_ingestor.settings import IngestorSettings
+from musicrec_recommender.settings import RecommenderSettings
+
+ROOT = Path(__file__).resolve().parent.parent
+SECTION = "## End-to-end ingest (issue 4)"
+
+
+def _machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, {platform.system()}"
+
+
+def _du(path: Path) -> int:
+    out = subprocess.run(["du", "-sb", str(path)], capture_output=True, text=True, check=False).stdout
+    return int(out.split()[0]) if out else 0
+
+
+def _write_section(text: str) -> None:
+    doc = ROOT / "docs" / "benchmarks.md"
+    doc.parent.mkdir(exist_ok=True)
+    current = doc.read_text() if doc.exists() else "# Benchmarks\n"
+    if SECTION in current:
+        before, _, rest = current.partition(SECTION)
+        after = rest[rest.find("\n## ") :] if "\n## " in rest else ""
+        current = before.rstrip() + "\n\n" + text.strip() + "\n" + after
+    else:
+        current = current.rstrip() + "\n\n" + text.strip() + "\n"
+    doc.write_text(current)
+
+
+async def _run(archive: Path, data_dir: Path, workers: int, batch_size: int) -> tuple[object, float]:
+    settings = StackSettings(
+        data_dir=data_dir,
+        catalog=CatalogSettings(host="127.0.0.1", port=0, database_url=None),
+        ingestor=IngestorSettings(host="127.0.0.1", port=0, workers=workers, batch_size=batch_size),
+        recommender=RecommenderSettings(host="127.0.0.1", port=0),
+    )
+    async with ServiceStack(settings, SERVICES) as stack:
+        began = time.perf_counter()
+        report = await ingest(stack.addresses["ingestor"], [archive], show_progress=sys.stderr.isatty())
+        return report, time.perf_counter() - began
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--tracks", type=int, default=200_000)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--batch-size", type=int, default=2_000)
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "musicrec-bench")
+    args = parser.parse_args()
+
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    archive = args.workdir / f"corpus-{args.tracks}.tar.zst"
+    if not archive.exists():
+        print(f"writing {archive} …", file=sys.stderr)
+        write_corpus_archive(archive, tracks=args.tracks, seed=1)
+    data_dir = args.workdir / "data"
+    shutil.rmtree(data_dir, ignore_errors=True)
+    report, wall = asyncio.run(_run(archive, data_dir, args.workers, args.batch_size))
+    from musicrec.ingestor.v1 import ingestor_pb2
+
+    assert isinstance(report, ingestor_pb2.IngestReport)
+    # Both stores apply the same preference rule, so every row written had its vector written.
+    if report.tracks_stored == 0 or report.vectors_upserted != report.tracks_inserted + report.tracks_updated:
+        print(
+            f"benchmark result is wrong (nothing stored, or rows and vectors disagree):\n{report}",
+            file=sys.stderr,
+        )
+        return 1
+    rss_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    docs = report.documents_read
+    pg, qd = _du(data_dir / "postgres"), _du(data_dir / "qdrant")
+    per_million = 1e6 / max(report.tracks_stored, 1) / 1e9  # bytes → GB per million tracks
+    size_mb = archive.stat().st_size / 1e6
+    stages = " · ".join(f"{s.stage} {s.seconds:.1f} s" for s in report.stages)
+    command = f"uv run python benchmarks/ingest_bench.py --tracks {args.tracks} --workers {args.workers}"
+    text = f"""{SECTION}
+
+Command: `{command}` — {dt.date.today().isoformat()}, {_machine()}.
+One `.tar.zst` of {args.tracks:,} synthetic recordings ({docs:,} documents, {size_mb:.0f} MB)
+into the embedded PostgreSQL 18 and Qdrant Edge through the ingestor's gRPC API, {args.workers} parse
+workers, batches of {args.batch_size:,}. The HNSW build is not included (Edge builds it on optimize).
+
+| measure | value |
+|---|---|
+| wall time | {wall:.1f} s |
+| documents/s end to end | {docs / wall:,.0f} |
+| recordings stored | {report.tracks_stored:,} |
+| vectors written | {report.vectors_upserted:,} |
+| stage time (read · parse in workers · catalog · vectors) | {stages} |
+| peak RSS, server process (reader, catalog client, vector index) | {rss_self:,.0f} MB |
+| peak RSS, largest worker process | {rss_children:,.0f} MB |
+| PostgreSQL on disk | {pg / 1e6:,.0f} MB ({pg * per_million:,.2f} GB per million tracks) |
+| vector index on disk | {qd / 1e6:,.0f} MB ({qd * per_million:,.2f} GB per million tracks) |
+| projected for 1M documents at this rate | {1e6 / (docs / wall):,.0f} s |
+"""
+    print(text)
+    _write_section(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
