@@ -8,9 +8,7 @@ reported as `SourceProblem` items and reading goes on with what can still be rea
 
 from __future__ import annotations
 
-import io
 import os
-import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +17,18 @@ from typing import BinaryIO
 import zstandard
 
 from musicrec_common.acousticbrainz import parse_member_name
+from musicrec_ingestor.tarstream import (
+    CorruptArchiveError,
+    TruncatedArchiveError,
+    iter_tar_members,
+    open_zstd,
+)
 
 __all__ = [
     "MAX_DOCUMENT_BYTES",
     "Document",
     "SourceProblem",
+    "TruncatedArchiveError",
     "count_documents",
     "describe_unsupported",
     "iter_source",
@@ -31,7 +36,6 @@ __all__ = [
 
 # A high-level document is ~10 KB; anything this large is not one, and is skipped unread.
 MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
-_READ_SIZE = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,51 +58,6 @@ class SourceProblem:
 
 
 Item = Document | SourceProblem
-
-
-class TruncatedArchiveError(EOFError):
-    """The compressed stream ended inside a zstd frame."""
-
-
-class _ZstdStream(io.RawIOBase):
-    """A readable stream over zstd frames that, unlike zstandard's stream_reader, notices a stream
-    that ends mid-frame (a truncated download) and raises instead of reporting a clean EOF."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self._raw = raw
-        self._decompressor = zstandard.ZstdDecompressor()
-        self._frame = self._decompressor.decompressobj()
-        self._buffer = bytearray()
-        self._in_frame = False
-
-    def readable(self) -> bool:
-        return True
-
-    def _fill(self) -> bool:
-        chunk = self._raw.read(_READ_SIZE)
-        if not chunk:
-            if self._in_frame:
-                raise TruncatedArchiveError("the zstd stream ends inside a frame (truncated archive?)")
-            return False
-        while chunk:
-            self._in_frame = True
-            self._buffer += self._frame.decompress(chunk)
-            if not self._frame.eof:
-                break
-            # A frame ended: anything after it starts the next frame.
-            chunk = self._frame.unused_data
-            self._frame = self._decompressor.decompressobj()
-            self._in_frame = False
-        return True
-
-    def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
-        while not self._buffer:
-            if not self._fill():
-                return 0
-        size = min(len(target), len(self._buffer))
-        target[:size] = self._buffer[:size]
-        del self._buffer[:size]
-        return size
 
 
 def _kind(path: Path) -> str | None:
@@ -163,29 +122,25 @@ def _iter_folder(root: Path) -> Iterator[Item]:
 
 def _iter_tar(path: Path, compressed: bool) -> Iterator[Item]:
     with path.open("rb") as raw:
-        stream: BinaryIO = io.BufferedReader(_ZstdStream(raw), _READ_SIZE) if compressed else raw
+        stream: BinaryIO = open_zstd(raw) if compressed else raw
         try:
-            with tarfile.open(fileobj=stream, mode="r|", bufsize=_READ_SIZE) as archive:
-                for member in archive:
-                    if not member.isfile():
-                        continue
-                    if not member.name.endswith(".json"):
-                        yield SourceProblem(
-                            f"{path.name}:{member.name}", "ignored_member", "not a .json file"
-                        )
-                        continue
-                    if member.size > MAX_DOCUMENT_BYTES:
-                        yield SourceProblem(f"{path.name}:{member.name}", "oversized", f"{member.size} bytes")
-                        continue
-                    handle = archive.extractfile(member)
-                    if handle is None:
-                        continue
-                    item = _named(member.name, handle.read())
-                    if isinstance(item, Document):
-                        yield Document(f"{path.name}:{member.name}", item.data, item.mbid, item.submission)
-                    else:
-                        yield item
-        except (tarfile.TarError, zstandard.ZstdError, EOFError, OSError) as error:
+            for member in iter_tar_members(stream, max_member_bytes=MAX_DOCUMENT_BYTES):
+                if member.kind != "file":
+                    continue
+                source = f"{path.name}:{member.name}"
+                if not member.name.endswith(".json"):
+                    yield SourceProblem(source, "ignored_member", "not a .json file")
+                    continue
+                if member.data is None:
+                    yield SourceProblem(source, "oversized", f"{member.size} bytes")
+                    continue
+                item = _named(member.name, member.data)
+                if isinstance(item, Document):
+                    yield Document(source, item.data, item.mbid, item.submission)
+                else:
+                    yield item
+        except (CorruptArchiveError, zstandard.ZstdError, EOFError, OSError) as error:
+            # EOFError covers TruncatedArchiveError: a cut download or a stream cut mid-frame.
             yield SourceProblem(str(path.name), "corrupt_archive", f"{type(error).__name__}: {error}")
 
 
