@@ -48,24 +48,33 @@ async def ingest(
             ingestor_pb2.IngestRequest(paths=[str(p.resolve()) for p in paths]), timeout=timeout
         )
         report: ingestor_pb2.IngestReport | None = None
+        last: ingestor_pb2.IngestProgress | None = None
         async for event in call:
             if event.HasField("report"):
                 report = event.report
-            elif show_progress and event.progress.stage == "parse":
-                p = event.progress
-                final = p.current_source == "done"
-                printer.show(
-                    p.documents_read,
-                    p.documents_total or None,
-                    p.documents_per_second,
-                    p.eta_seconds,
-                    final=final,
-                )
+                if show_progress and last is not None:
+                    _show(printer, last, final=True)
+            elif show_progress:
+                last = event.progress
+                _show(printer, last, final=False)
         if report is None:
             raise RuntimeError("the ingestor closed the stream without a report")
         return report
     finally:
         await channel.close()
+
+
+def _show(printer: ProgressPrinter, p: ingestor_pb2.IngestProgress, *, final: bool) -> None:
+    fraction = p.bytes_read / p.bytes_total if p.bytes_total else None
+    eta = 0.0 if final else p.eta_seconds
+    printer.show(
+        p.documents_read,
+        p.documents_total or None,
+        p.documents_per_second,
+        eta,
+        final=final,
+        fraction=fraction,
+    )
 
 
 async def recommend(

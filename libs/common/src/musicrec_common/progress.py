@@ -72,18 +72,32 @@ class ProgressPrinter:
         self._tty = self.stream.isatty()
         self._last = 0.0
 
-    def show(self, done: int, total: int | None, rate: float, eta: float, *, final: bool = False) -> None:
+    def show(
+        self,
+        done: int,
+        total: int | None,
+        rate: float,
+        eta: float,
+        *,
+        final: bool = False,
+        fraction: float | None = None,
+    ) -> None:
+        """Draw (or log) progress. Without a `total`, `fraction` (e.g. bytes read / bytes in all)
+        fills the bar."""
         now = time.monotonic()
+        if total:
+            fraction = done / total
         if self._tty:
             if not final and now - self._last < 0.1:
                 return
             self._last = now
-            if total:
+            eta_text = format_duration(eta)
+            if fraction is not None:
                 width = 28
-                filled = int(width * min(done / total, 1.0))
+                filled = int(width * min(max(fraction, 0.0), 1.0))
                 bar = "█" * filled + "·" * (width - filled)
-                eta_text = format_duration(eta)
-                text = f"\r{self.label} [{bar}] {done:,}/{total:,} {self.unit} {rate:,.0f}/s ETA {eta_text}"
+                counted = f"{done:,}/{total:,}" if total else f"{done:,} ({fraction:.0%})"
+                text = f"\r{self.label} [{bar}] {counted} {self.unit} {rate:,.0f}/s ETA {eta_text}"
             else:
                 text = f"\r{self.label} {done:,} {self.unit} {rate:,.0f}/s"
             self.stream.write(text + ("\n" if final else ""))
@@ -96,6 +110,7 @@ class ProgressPrinter:
                 f"{self.label} progress" if not final else f"{self.label} done",
                 done=done,
                 total=total,
+                fraction=None if fraction is None else round(fraction, 4),
                 unit=self.unit,
                 rate=round(rate, 1),
                 eta_seconds=round(eta, 1),

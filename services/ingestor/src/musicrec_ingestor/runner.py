@@ -41,7 +41,14 @@ from musicrec_ingestor.pipeline import (
     parse_batch,
     vector_winners,
 )
-from musicrec_ingestor.sources import Document, SourceProblem, count_documents, iter_source
+from musicrec_ingestor.sources import (
+    BytesRead,
+    Document,
+    SourceProblem,
+    count_documents,
+    iter_source,
+    source_bytes,
+)
 from musicrec_vectorstore import VectorStore
 from musicrec_vectorstore.payload import payload_for
 
@@ -71,6 +78,8 @@ class Progress:
     elapsed_seconds: float
     documents_per_second: float
     eta_seconds: float
+    bytes_read: int = 0
+    bytes_total: int = 0
 
 
 @dataclass
@@ -90,6 +99,7 @@ class _RawBatch:
     items_done: int  # items of this source consumed once this batch is committed
     documents: list[Document]
     problems: list[SourceProblem]
+    bytes_done: int  # bytes of all sources read once this batch was cut
 
 
 _END = object()
@@ -105,13 +115,15 @@ def _reader(
 ) -> None:
     """Runs in a thread: slices the sources into raw batches, skipping what a checkpoint covers.
     `busy[0]` accumulates the time spent reading (decompressing, untarring), not waiting."""
+    before = sum(source_bytes(p) for p in paths[: start.source_index])
     try:
         for index in range(start.source_index, len(paths)):
             skip = start.items_done if index == start.source_index else 0
             documents: list[Document] = []
             problems: list[SourceProblem] = []
             consumed = 0
-            items = iter_source(paths[index])
+            position = BytesRead()
+            items = iter_source(paths[index], position)
             while True:
                 began = time.perf_counter()
                 item = next(items, None)
@@ -126,12 +138,17 @@ def _reader(
                 else:
                     problems.append(item)
                 if len(documents) >= batch_size:
-                    put(_RawBatch(str(paths[index]), index, consumed, documents, problems))
+                    put(
+                        _RawBatch(
+                            str(paths[index]), index, consumed, documents, problems, before + position.done
+                        )
+                    )
                     documents, problems = [], []
             if stop.is_set():
                 return
             # The end of each source is a batch boundary, so a checkpoint never straddles sources.
-            put(_RawBatch(str(paths[index]), index + 1, 0, documents, problems))
+            before += source_bytes(paths[index])
+            put(_RawBatch(str(paths[index]), index + 1, 0, documents, problems, before))
     finally:
         put(_END)
 
@@ -185,6 +202,7 @@ async def run_ingest(
     counts, skipped = state.counts, state.skipped
     stages = {"read": 0.0, "parse": 0.0, "catalog": 0.0, "vectors": 0.0, **state.stage_seconds}
     totals = [count_documents(p) for p in paths]
+    bytes_total = sum(source_bytes(p) for p in paths)
     meter = ProgressMeter(total=sum(t or 0 for t in totals) if all(t is not None for t in totals) else None)
     meter.done = counts.documents_read
     resumed_from = counts.documents_read
@@ -204,6 +222,7 @@ async def run_ingest(
     window = max(2, options.workers * 2)
 
     read_before = stages["read"]
+    first_bytes = [0]  # bytes already covered by a checkpoint (re-read quickly on resume)
 
     async def timed(stage: str, work: Awaitable[T]) -> T:
         began = time.perf_counter()
@@ -241,7 +260,22 @@ async def run_ingest(
         if store:
             await asyncio.to_thread(store.save, state)
         meter.done = counts.documents_read
-        return Progress("ingest", raw.source, meter.done, meter.total, elapsed(), meter.rate, meter.eta)
+        eta = meter.eta
+        if eta < 0 and raw.bytes_done > first_bytes[0]:
+            # No document count up front (archives): estimate from the bytes read in this run.
+            rate = (raw.bytes_done - first_bytes[0]) / max(time.monotonic() - started, 1e-9)
+            eta = (bytes_total - raw.bytes_done) / rate
+        return Progress(
+            "ingest",
+            raw.source,
+            meter.done,
+            meter.total,
+            elapsed(),
+            meter.rate,
+            eta,
+            raw.bytes_done,
+            bytes_total,
+        )
 
     previous = state.elapsed_seconds
 
@@ -254,6 +288,8 @@ async def run_ingest(
             if item is _END:
                 break
             assert isinstance(item, _RawBatch)
+            if not pending and first_bytes[0] == 0 and resumed:
+                first_bytes[0] = item.bytes_done
             future = loop.run_in_executor(executor, parse_batch, item.documents)
             pending.append((item, future))
             if len(pending) >= window:

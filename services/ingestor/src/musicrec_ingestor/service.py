@@ -59,6 +59,8 @@ def _progress_to_proto(progress: Progress) -> ingestor_pb2.IngestProgress:
         eta_seconds=progress.eta_seconds,
         stage=progress.stage,
         current_source=progress.source,
+        bytes_read=progress.bytes_read,
+        bytes_total=progress.bytes_total,
     )
 
 

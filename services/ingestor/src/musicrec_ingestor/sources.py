@@ -26,12 +26,14 @@ from musicrec_ingestor.tarstream import (
 
 __all__ = [
     "MAX_DOCUMENT_BYTES",
+    "BytesRead",
     "Document",
     "SourceProblem",
     "TruncatedArchiveError",
     "count_documents",
     "describe_unsupported",
     "iter_source",
+    "source_bytes",
 ]
 
 # A high-level document is ~10 KB; anything this large is not one, and is skipped unread.
@@ -105,11 +107,19 @@ def _walk_folder(root: Path) -> Iterator[Path]:
                 yield Path(entry.path)
 
 
-def _iter_folder(root: Path) -> Iterator[Item]:
+@dataclass
+class BytesRead:
+    """How far reading has got in the source's own bytes (compressed, for archives): for an ETA."""
+
+    done: int = 0
+
+
+def _iter_folder(root: Path, position: BytesRead) -> Iterator[Item]:
     for path in _walk_folder(root):
         source = str(path.relative_to(root))
         try:
             size = path.stat().st_size
+            position.done += size
             if size > MAX_DOCUMENT_BYTES:
                 yield SourceProblem(source, "oversized", f"{size} bytes")
                 continue
@@ -120,11 +130,12 @@ def _iter_folder(root: Path) -> Iterator[Item]:
         yield _named(source, data)
 
 
-def _iter_tar(path: Path, compressed: bool) -> Iterator[Item]:
+def _iter_tar(path: Path, compressed: bool, position: BytesRead) -> Iterator[Item]:
     with path.open("rb") as raw:
         stream: BinaryIO = open_zstd(raw) if compressed else raw
         try:
             for member in iter_tar_members(stream, max_member_bytes=MAX_DOCUMENT_BYTES):
+                position.done = raw.tell()
                 if member.kind != "file":
                     continue
                 source = f"{path.name}:{member.name}"
@@ -144,28 +155,40 @@ def _iter_tar(path: Path, compressed: bool) -> Iterator[Item]:
             yield SourceProblem(str(path.name), "corrupt_archive", f"{type(error).__name__}: {error}")
 
 
-def _iter_ndjson(path: Path) -> Iterator[Item]:
+def _iter_ndjson(path: Path, position: BytesRead) -> Iterator[Item]:
     with path.open("rb") as handle:
         for number, line in enumerate(handle, start=1):
+            position.done += len(line)
             if not line.strip():
                 continue
             yield Document(f"{path.name}:{number}", line, None, None)
 
 
-def iter_source(path: Path) -> Iterator[Item]:
-    """Every document (or problem) of one source, in a deterministic order."""
+def iter_source(path: Path, position: BytesRead | None = None) -> Iterator[Item]:
+    """Every document (or problem) of one source, in a deterministic order. `position`, when
+    given, follows how many of the source's bytes (see `source_bytes`) have been read."""
+    position = position if position is not None else BytesRead()
     kind = _kind(path)
     if kind == "folder":
-        yield from _iter_folder(path)
+        yield from _iter_folder(path, position)
     elif kind in ("tar", "tar.zst"):
-        yield from _iter_tar(path, compressed=kind == "tar.zst")
+        yield from _iter_tar(path, compressed=kind == "tar.zst", position=position)
     elif kind == "ndjson":
-        yield from _iter_ndjson(path)
+        yield from _iter_ndjson(path, position)
     elif kind == "json":
         parsed = parse_member_name(path.name)
-        yield Document(path.name, path.read_bytes(), *(parsed if parsed else (None, None)))
+        data = path.read_bytes()
+        position.done = len(data)
+        yield Document(path.name, data, *(parsed if parsed else (None, None)))
     else:
         yield SourceProblem(str(path), "unsupported_source", describe_unsupported(path) or "")
+
+
+def source_bytes(path: Path) -> int:
+    """The size progress is measured against: the file's size, or a folder's documents' sizes."""
+    if _kind(path) == "folder":
+        return sum(p.stat().st_size for p in _walk_folder(path))
+    return path.stat().st_size
 
 
 def count_documents(path: Path) -> int | None:

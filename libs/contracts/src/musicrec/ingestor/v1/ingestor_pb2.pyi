@@ -75,6 +75,8 @@ class IngestProgress(_message.Message):
     ETA_SECONDS_FIELD_NUMBER: _builtins.int
     STAGE_FIELD_NUMBER: _builtins.int
     CURRENT_SOURCE_FIELD_NUMBER: _builtins.int
+    BYTES_READ_FIELD_NUMBER: _builtins.int
+    BYTES_TOTAL_FIELD_NUMBER: _builtins.int
     documents_read: _builtins.int
     documents_total: _builtins.int
     """Documents expected in all sources, when known (0 when unknown)."""
@@ -84,6 +86,11 @@ class IngestProgress(_message.Message):
     """Estimated seconds left; negative when unknown."""
     stage: _builtins.str
     current_source: _builtins.str
+    bytes_read: _builtins.int
+    """Bytes of the sources read so far (compressed bytes for archives) and in all; the ETA of an
+    archive, whose document count is not known up front, comes from these.
+    """
+    bytes_total: _builtins.int
     def __init__(
         self,
         *,
@@ -94,10 +101,12 @@ class IngestProgress(_message.Message):
         eta_seconds: _builtins.float = ...,
         stage: _builtins.str = ...,
         current_source: _builtins.str = ...,
+        bytes_read: _builtins.int = ...,
+        bytes_total: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_source", b"current_source", "documents_per_second", b"documents_per_second", "documents_read", b"documents_read", "documents_total", b"documents_total", "elapsed_seconds", b"elapsed_seconds", "eta_seconds", b"eta_seconds", "stage", b"stage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes_read", b"bytes_read", "bytes_total", b"bytes_total", "current_source", b"current_source", "documents_per_second", b"documents_per_second", "documents_read", b"documents_read", "documents_total", b"documents_total", "elapsed_seconds", b"elapsed_seconds", "eta_seconds", b"eta_seconds", "stage", b"stage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
