@@ -36,7 +36,7 @@ lint: install
 	$(UV) run ruff format --check .
 
 typecheck: install
-	$(UV) run mypy libs services cli tests scripts
+	$(UV) run mypy libs services cli tests scripts benchmarks
 
 pytest: install buf
 	$(UV) run pytest
