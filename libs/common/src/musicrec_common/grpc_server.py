@@ -189,14 +189,20 @@ async def create_server(
 
 
 async def wait_for_signal() -> None:
-    """Return when SIGTERM or SIGINT arrives (the caller then drains and stops its servers)."""
+    """Return when SIGTERM or SIGINT arrives (the caller then drains and stops its servers).
+
+    The handlers stay installed afterwards: a second signal during the drain (process managers and
+    `uv run` forward signals, so two can arrive) must not kill the process before it has stopped
+    what it started, such as the embedded PostgreSQL."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+
+    def on_signal() -> None:
+        if stop.is_set():
+            log_event(log, "shutdown already in progress")
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
+        loop.add_signal_handler(sig, on_signal)
+    await stop.wait()
     log_event(log, "shutdown signal received")
