@@ -61,6 +61,7 @@ from musicrec_common.features import (
     FEATURE_DIM,
     FEATURE_LAYOUT,
     RAW_DIM,
+    unit_vector,
 )
 from musicrec_common.model import FeatureVector, GenrePrediction, ParsedDocument, Track
 from musicrec_common.placeholders import is_placeholder_title
@@ -309,7 +310,7 @@ def clr_feature_vector(blocks: Sequence[Sequence[float] | None]) -> FeatureVecto
                     block = logs[start:end]
                     mean = reduce(add, block, 0.0) / (end - start)
                     components.extend([(item - mean) * scale for item in block])
-            return _normalised(components)
+            return unit_vector(components)
     # Missing models or labels: block by block, in plain Python.
     out: list[float] = []
     append = out.append
@@ -343,20 +344,7 @@ def clr_feature_vector(blocks: Sequence[Sequence[float] | None]) -> FeatureVecto
             mean = reduce(add, present, 0.0) / len(present)
             extend([0.0 if item != item else (item - mean) * scale for item in logs])
 
-    return _normalised(out)
-
-
-def _normalised(out: list[float] | npt.NDArray[np.float64]) -> FeatureVector:
-    """`build_feature_vector`'s last step: L2-normalise in float64 (or zero the rounding noise)."""
-    vector = np.asarray(out, dtype=np.float64)
-    norm = float(np.sqrt(vector @ vector))
-    if norm > _ZERO_NORM:
-        vector /= norm
-    else:
-        # Uniform distributions leave only rounding noise (~1e-15); normalising that would turn
-        # "no information" into an arbitrary unit vector.
-        vector[:] = 0.0
-    return vector.astype(np.float32)
+    return unit_vector(out)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -23,11 +23,12 @@ The whole vector is L2-normalised; cosine similarity is then a plain dot product
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import cast
 
 import numpy as np
+import numpy.typing as npt
 
 from musicrec_common.model import FeatureVector
 
@@ -40,6 +41,7 @@ __all__ = [
     "FeatureBlock",
     "build_feature_vector",
     "raw_probability_vector",
+    "unit_vector",
 ]
 
 FEATURE_MODEL_VERSION = "clr-v1"
@@ -211,7 +213,13 @@ def build_feature_vector(highlevel: Mapping[str, object]) -> FeatureVector:
             for item in logs:
                 append(0.0 if item is None else (item - mean) * scale)
 
-    vector = np.array(out, dtype=np.float64)
+    return unit_vector(out)
+
+
+def unit_vector(components: Sequence[float] | npt.NDArray[np.float64]) -> FeatureVector:
+    """The last step of every feature vector: L2-normalise in float64, or zero what is only
+    rounding noise, then store as float32."""
+    vector = np.array(components, dtype=np.float64)
     norm = float(np.sqrt(vector @ vector))
     if norm > _ZERO_NORM:
         vector /= norm
