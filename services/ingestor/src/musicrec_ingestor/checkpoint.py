@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from musicrec_ingestor.pipeline import IngestCounts, Skipped
+from musicrec_ingestor.pipeline import IngestCounts, Skipped, count_distinct
 
 __all__ = ["CHECKPOINT_VERSION", "Checkpoint", "CheckpointStore", "sources_key"]
 
@@ -126,10 +126,7 @@ class CheckpointStore:
         os.replace(temporary, self.state_file)
 
     def distinct_mbids(self) -> int:
-        keys = np.fromfile(self.mbids_file, dtype=np.uint8).reshape(-1, 16)
-        if len(keys) == 0:
-            return 0
-        return len(np.unique(keys.view(np.dtype((np.void, 16))).ravel()))
+        return count_distinct(np.fromfile(self.mbids_file, dtype=np.uint8).reshape(-1, 16))
 
     def finish(self) -> None:
         """The run completed: a later run of the same sources starts afresh (and changes nothing)."""

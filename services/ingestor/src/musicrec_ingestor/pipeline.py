@@ -35,6 +35,7 @@ __all__ = [
     "BatchResult",
     "IngestCounts",
     "Skipped",
+    "count_distinct",
     "count_problem",
     "mbid_keys",
     "parse_batch",
@@ -124,6 +125,13 @@ def mbid_keys(mbids: Iterable[str]) -> npt.NDArray[np.uint8]:
     """MBIDs as an (n, 16) byte array: compact, picklable, and sortable with numpy."""
     raw = b"".join(uuid.UUID(m).bytes for m in mbids)
     return np.frombuffer(raw, dtype=np.uint8).reshape(-1, 16).copy()
+
+
+def count_distinct(keys: npt.NDArray[np.uint8]) -> int:
+    """How many different MBIDs an (n, 16) array of `mbid_keys` holds."""
+    if len(keys) == 0:
+        return 0
+    return len(np.unique(np.ascontiguousarray(keys).view(np.dtype((np.void, 16))).ravel()))
 
 
 def parse_batch(documents: Sequence[Document]) -> BatchResult:

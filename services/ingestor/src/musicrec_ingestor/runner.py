@@ -37,6 +37,7 @@ from musicrec_ingestor.pipeline import (
     BatchResult,
     IngestCounts,
     Skipped,
+    count_distinct,
     count_problem,
     parse_batch,
     vector_winners,
@@ -209,7 +210,8 @@ async def run_ingest(
     distinct_in_memory: list[np.ndarray] = []  # only without a checkpoint folder
 
     loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[object] = asyncio.Queue(maxsize=max(2, options.workers * 2))
+    window = max(2, options.workers * 2)  # batches in flight: raw ones queued, and ones being parsed
+    queue: asyncio.Queue[object] = asyncio.Queue(maxsize=window)
     stop = threading.Event()
     read_busy = [0.0]
 
@@ -219,7 +221,6 @@ async def run_ingest(
     reader = loop.run_in_executor(None, _reader, list(paths), state, options.batch_size, put, stop, read_busy)
     executor = _executor(options.workers)
     pending: deque[tuple[_RawBatch, asyncio.Future[BatchResult]]] = deque()
-    window = max(2, options.workers * 2)
 
     read_before = stages["read"]
     first_bytes = [0]  # bytes already covered by a checkpoint (re-read quickly on resume)
@@ -299,9 +300,7 @@ async def run_ingest(
             raw, future = pending.popleft()
             yield await commit(raw, await future)
         await reader
-        began = time.perf_counter()
-        await asyncio.to_thread(vectors.flush)
-        stages["vectors"] += time.perf_counter() - began
+        await timed("vectors", asyncio.to_thread(vectors.flush))
     finally:
         stop.set()
         # Unblock a reader waiting on a full queue, then let it end.
@@ -316,8 +315,7 @@ async def run_ingest(
     if store:
         distinct = await asyncio.to_thread(store.distinct_mbids)
     else:
-        keys = np.concatenate(distinct_in_memory) if distinct_in_memory else np.zeros((0, 16), np.uint8)
-        distinct = len(np.unique(keys.view(np.dtype((np.void, 16))).ravel())) if len(keys) else 0
+        distinct = count_distinct(np.concatenate(distinct_in_memory or [np.zeros((0, 16), np.uint8)]))
     valid = counts.documents_parsed - counts.missing_title - counts.missing_artist
     counts.tracks_stored = distinct
     counts.duplicate_submissions = valid - distinct
