@@ -14,18 +14,22 @@ in a fresh process (so that its peak RSS is its own):
   (c') our reader + `parse_documents_fast` in batches of --batch documents; one process;
   (d) (c') with --workers worker processes (spawn): the main process reads the archive and sends
       batches of raw documents; workers return the tracks as tuples plus one float32 matrix per batch;
-  (d') (d), but the main process copies each batch into a shared-memory slot and sends only
-      (name, offset, size) triples: no document bytes are pickled or piped.
+  (e) the ingestor's own read + parse stage, `runner.parse_stage`, exactly as `musicrec ingest` runs it
+      with --workers workers: packed batches out, per batch the preferred submission of each
+      recording back, encoded for the catalog, with its vector and payload (the stores' writes left out).
 
-(b), (c), (c'), (d) and (d') must produce the same (mbid, submission, title, year) for every document and
-the same feature vectors (within 1e-7; the table says whether they are bit-identical); otherwise the
-script exits with status 1 and writes nothing. The table is printed and written to docs/benchmarks.md
+(b), (c), (c') and (d) must produce the same (mbid, submission, title, year) for every document and
+the same feature vectors (within 1e-7; the table says whether they are bit-identical); (e) keeps one
+submission per recording and batch, so it must parse as many documents, reject the same ones, and
+give each track it keeps the key and vector (b) gives that submission. Otherwise the script exits
+with status 1 and writes nothing. The table is printed and written to docs/benchmarks.md
 under "## Parse + clean (issue 4)" (only that section is replaced).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import concurrent.futures
 import datetime as dt
 import json
@@ -43,7 +47,6 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
-from multiprocessing import shared_memory
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +58,8 @@ from musicrec_common.corpus import generate_corpus, write_corpus_archive
 from musicrec_common.fastparse import DocumentInput, parse_document_fast, parse_documents_fast
 from musicrec_common.features import FEATURE_DIM
 from musicrec_common.model import GenrePrediction, Track
+from musicrec_ingestor.checkpoint import Checkpoint
+from musicrec_ingestor.runner import IngestOptions, parse_stage, worker_pool
 from musicrec_ingestor.tarstream import iter_tar_members, open_zstd
 
 SECTION = "## Parse + clean (issue 4)"
@@ -70,7 +75,7 @@ VARIANTS = {
     "c": "(c) reader + `parse_document_fast`",
     "c2": "(c') reader + `parse_documents_fast` (batches)",
     "d": "(d) (c') with worker processes",
-    "d2": "(d') (d), documents passed through shared memory",
+    "e": "(e) the ingestor's read + parse stage (`runner.parse_stage`)",
 }
 
 Key = tuple[str, int, "str | None", "int | None"]
@@ -160,6 +165,10 @@ class _Collector:
         self.errors: list[str] = []
         self.matrices: list[npt.NDArray[np.float32]] = []
         self._rows: list[npt.NDArray[np.float32]] = []
+        # (e) only: the MBIDs of all valid documents, and how many documents parsed.
+        self.valid_mbids: list[npt.NDArray[np.uint8]] = []
+        self.parsed = 0
+        self.rejected = 0
 
     def track(self, track: Track, features: npt.NDArray[np.float32]) -> None:
         self.keys.append((track.mbid, track.submission, track.title, track.year))
@@ -320,98 +329,40 @@ def _with_workers(archive: Path, size: int, workers: int, out: _Collector) -> tu
     return count, seconds, startup, worker_cpu
 
 
-# Shared-memory slots attached in this (worker) process, by name.
-_ATTACHED: dict[str, shared_memory.SharedMemory] = {}
-SLOT_BYTES = 16 * 1024 * 1024
-
-
-def _parse_shared(
-    slot: str, entries: list[tuple[str, int, int]]
-) -> tuple[list[TrackTuple], list[str], npt.NDArray[np.float32]]:
-    """A worker's job for (d'): the batch's documents are (name, offset, size) in a shared slot."""
-    memory = _ATTACHED.get(slot)
-    if memory is None:
-        memory = _ATTACHED[slot] = shared_memory.SharedMemory(name=slot)
-    view = memory.buf
-    assert view is not None
-    inputs = [
-        DocumentInput(view[offset : offset + size], name, *(parse_member_name(name) or (None, None)))
-        for name, offset, size in entries
-    ]
-    result = parse_documents_fast(inputs)
-    del inputs  # the views into the slot; nothing returned refers to them
-    tracks: list[TrackTuple] = []
-    errors: list[str] = []
-    for item in result.results:
-        if isinstance(item, DocumentError):
-            errors.append(f"{item.source}: {item.reason}")
-        else:
-            tracks.append(_track_tuple(item[0]))
-    return tracks, errors, result.features
-
-
-def _with_workers_shared(
+def _ingestor_stage(
     archive: Path, size: int, workers: int, out: _Collector
 ) -> tuple[int, float, float, float]:
-    """(d'): as `_with_workers`, but the main process copies each batch's documents into one of a
-    few shared-memory slots and sends only (name, offset, size) triples; a slot is reused once its
-    batch's results are back. No document bytes are pickled or piped."""
-    context = multiprocessing.get_context("spawn")
-    slots = [shared_memory.SharedMemory(create=True, size=SLOT_BYTES) for _ in range(2 * workers + 2)]
+    """(e): the ingestor's own read + parse stage (`runner.parse_stage`), as `musicrec ingest` runs it;
+    only the commit to the stores is left out. Returns what `_with_workers` returns."""
     started = time.perf_counter()
+    pool = worker_pool(workers)
     try:
-        with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            before: dict[int, float] = {}
-            for pid, cpu in pool.map(_cpu_sample, range(workers * 2)):
-                before[pid] = max(cpu, before.get(pid, 0.0))
-            begin = time.perf_counter()
-            startup = begin - started
-            free = deque(range(len(slots)))
-            pending: deque[tuple[concurrent.futures.Future[Any], int]] = deque()
+        before: dict[int, float] = {}
+        for pid, cpu in pool.map(_cpu_sample, range(workers * 2)):
+            before[pid] = max(cpu, before.get(pid, 0.0))
+        begin = time.perf_counter()
+        startup = begin - started
 
-            def collect() -> None:
-                future, index = pending.popleft()
-                tracks, errors, features = future.result()
-                out.keys.extend((values[0], values[1], values[2], values[6]) for values in tracks)
-                out.errors.extend(errors)
-                out.matrices.append(features)
-                free.append(index)
-
-            def take_slot() -> int:
-                while pending and (not free or pending[0][0].done()):
-                    collect()
-                return free.popleft()
-
+        async def run() -> int:
             count = 0
-            index = take_slot()
-            view = slots[index].buf
-            assert view is not None
-            entries: list[tuple[str, int, int]] = []
-            offset = 0
-            for name, data in _documents(archive):
-                count += 1
-                length = len(data)
-                if len(entries) >= size or offset + length > SLOT_BYTES:
-                    pending.append((pool.submit(_parse_shared, slots[index].name, entries), index))
-                    index = take_slot()
-                    view = slots[index].buf
-                    assert view is not None
-                    entries, offset = [], 0
-                view[offset : offset + length] = data
-                entries.append((name, offset, length))
-                offset += length
-            if entries:
-                pending.append((pool.submit(_parse_shared, slots[index].name, entries), index))
-            while pending:
-                collect()
-            seconds = time.perf_counter() - begin
-            after: dict[int, float] = {}
-            for pid, cpu in pool.map(_cpu_sample, range(workers * 2)):
-                after[pid] = min(cpu, after.get(pid, math.inf))
+            options = IngestOptions(batch_size=size, workers=workers)
+            async for raw, result in parse_stage([archive], Checkpoint(), options, [0.0], executor=pool):
+                count += len(raw.documents)
+                tracks = result.tracks()
+                out.keys.extend((t.mbid, t.submission, t.title, t.year) for t in tracks)
+                out.matrices.append(result.features)
+                out.rejected += result.counts.documents_read - result.counts.documents_parsed
+                out.valid_mbids.append(result.mbids)
+                out.parsed += result.counts.documents_parsed
+            return count
+
+        count = asyncio.run(run())
+        seconds = time.perf_counter() - begin
+        after: dict[int, float] = {}
+        for pid, cpu in pool.map(_cpu_sample, range(workers * 2)):
+            after[pid] = min(cpu, after.get(pid, math.inf))
     finally:
-        for memory in slots:
-            memory.close()
-            memory.unlink()
+        pool.shutdown()
     worker_cpu = sum(after[pid] - before[pid] for pid in after if pid in before)
     return count, seconds, startup, worker_cpu
 
@@ -436,8 +387,8 @@ def _run_variant(args: argparse.Namespace) -> None:
         documents = _single(archive, fast=True, out=out)
     elif args.variant == "c2":
         documents = _batched_in_process(archive, args.batch, out)
-    elif args.variant in ("d", "d2"):
-        run = _with_workers if args.variant == "d" else _with_workers_shared
+    elif args.variant in ("d", "e"):
+        run = _with_workers if args.variant == "d" else _ingestor_stage
         documents, seconds, startup, worker_cpu = run(archive, args.batch, args.workers, out)
         extra["startup_s"] = startup
         extra["worker_cpu_seconds"] = worker_cpu
@@ -453,7 +404,16 @@ def _run_variant(args: argparse.Namespace) -> None:
     if args.variant not in ("r", "a"):
         with (workdir / f"output-{args.variant}.pickle").open("wb") as handle:
             pickle.dump(
-                {"keys": out.keys, "errors": out.errors, "features": out.matrix()}, handle, protocol=5
+                {
+                    "keys": out.keys,
+                    "errors": out.errors,
+                    "features": out.matrix(),
+                    "parsed": out.parsed,
+                    "rejected": out.rejected,
+                    "valid_mbids": sum(len(m) for m in out.valid_mbids),
+                },
+                handle,
+                protocol=5,
             )
     print(
         json.dumps(
@@ -548,7 +508,11 @@ def _compare(workdir: Path, variants: list[str]) -> tuple[bool, str]:
             return False, f"({name}) feature vectors differ from ({reference_name}) by up to {difference:.3g}"
         identical = identical and bool(np.array_equal(features, ref_features))
     documents = len(ref_keys)
-    labels = {"c2": "c'", "d2": "d'"}
+    stage_ok, stage_note = _compare_stage(workdir, reference_name, reference)
+    if not stage_ok:
+        return False, stage_note
+    variants = [*variants, "e"]
+    labels = {"c2": "c'"}
     variants = [labels.get(v, v) for v in variants]
     note = (
         f"{documents:,} parsed documents, {len(reference['errors'])} rejected; "
@@ -558,8 +522,32 @@ def _compare(workdir: Path, variants: list[str]) -> tuple[bool, str]:
             else f"feature vectors within {FEATURE_TOLERANCE} across "
         )
         + ", ".join(f"({v})" for v in variants)
+        + f"; {stage_note}"
     )
     return True, note
+
+
+def _compare_stage(workdir: Path, reference_name: str, reference: dict[str, Any]) -> tuple[bool, str]:
+    """(e) against the reference: as many documents parsed, the same rejections, and every kept
+    track with the key and vector the reference gives that (mbid, submission)."""
+    output = _load_output(workdir, "e")
+    ref = f"({reference_name})"
+    if output["parsed"] != len(reference["keys"]):
+        return False, f"(e) parsed {output['parsed']:,} documents, {ref} {len(reference['keys']):,}"
+    if output["rejected"] != len(reference["errors"]):
+        return False, f"(e) rejected {output['rejected']:,} documents, {ref} {len(reference['errors']):,}"
+    rows = {key[:2]: (key, i) for i, key in enumerate(reference["keys"])}
+    worst = 0.0
+    for key, vector in zip(output["keys"], output["features"], strict=True):
+        found = rows.get(key[:2])
+        if found is None or found[0] != key:
+            return False, f"(e) kept {key}, which {ref} does not give"
+        worst = max(worst, float(np.max(np.abs(vector - reference["features"][found[1]]))))
+    if not worst <= FEATURE_TOLERANCE:
+        return False, f"(e) feature vectors differ from {ref} by up to {worst:.3g}"
+    kept = len(output["keys"])
+    valid = output["valid_mbids"]
+    return True, f"(e) kept {kept:,} tracks of {valid:,} valid documents, keys and vectors as {ref}"
 
 
 def _mib(kib: int) -> str:
@@ -579,7 +567,7 @@ def _table(args: argparse.Namespace, results: dict[str, dict[str, Any]], note: s
         cpu = result["main_cpu_seconds"] + result.get("worker_cpu_seconds", 0.0)
         rss = _mib(result["peak_rss_kib"])
         name = VARIANTS[variant]
-        if variant in ("d", "d2"):
+        if variant in ("d", "e"):
             rss = f"{rss} main + {_mib(result['children_peak_rss_kib'])} per worker"
             name = f"{name} ({args.workers})"
         ratio = "1.0×" if variant == "a" else f"{rate / prototype_rate:.1f}×"
@@ -588,10 +576,10 @@ def _table(args: argparse.Namespace, results: dict[str, dict[str, Any]], note: s
             f"| {name} | {result['documents']:,} | {result['seconds']:.2f} | {rate:,.0f}{unit} "
             f"| {1e6 / rate:.1f} | {cpu / result['documents'] * 1e6:.1f} | {ratio} | {rss} |"
         )
-    rates = {v: results[v]["documents"] / results[v]["seconds"] for v in ("d", "d2") if v in results}
+    rates = {v: results[v]["documents"] / results[v]["seconds"] for v in ("d", "e") if v in results}
     best_rate = max(rates.values(), default=math.nan)
     verdict = "met" if best_rate >= TARGET_DOCS_PER_S else "NOT met"
-    names = {"d": "(d)", "d2": "(d')"}
+    names = {"d": "(d)", "e": "(e)"}
     achieved = ", ".join(f"{names[v]} {rate:,.0f}" for v, rate in rates.items())
     command = shlex.join(["uv", "run", "python", "benchmarks/parse_bench.py", *sys.argv[1:]])
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -606,8 +594,8 @@ def _table(args: argparse.Namespace, results: dict[str, dict[str, Any]], note: s
         f"{machine['platform']}.",
         f"- Corpus: {args.tracks:,} synthetic tracks, seed {args.seed}: {prototype['documents']:,} "
         f"documents, as loose files and as one .tar.zst of {size:,.1f} MiB (zstd -10).",
-        "- Each variant runs in a fresh process; peak RSS from `getrusage` (for (d) and (d'): the main "
-        f"process, and the largest worker); fastest of {args.repeat} interleaved round(s). (d) and (d') use "
+        "- Each variant runs in a fresh process; peak RSS from `getrusage` (for (d) and (e): the main "
+        f"process, and the largest worker); fastest of {args.repeat} interleaved round(s). (d) and (e) use "
         f"{args.workers} spawned workers and batches of {args.batch} documents; their times exclude the "
         f"pool's start-up ({startup:.2f} s). CPU µs/doc: the CPU time of all of a variant's processes per "
         "document.",
@@ -666,7 +654,7 @@ def main() -> None:
     _folder, archive = _corpus(args.workdir, args.tracks, args.seed)
     print("measuring (each variant in a fresh process) …", flush=True)
     results = _measure(args)
-    ok, note = _compare(args.workdir, ["b", "c", "c2", "d", "d2"])
+    ok, note = _compare(args.workdir, ["b", "c", "c2", "d"])
     if not ok:
         print(f"FAILED: {note}", file=sys.stderr)
         sys.exit(1)

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import zstandard
 
+from musicrec.catalog.v1 import catalog_pb2
+from musicrec_common.convert import track_from_proto
 from musicrec_common.corpus import ARCHIVE_ROOT, iter_corpus
 from musicrec_common.features import FEATURE_DIM
 from musicrec_common.model import Track
@@ -39,9 +41,10 @@ class _Catalog:
     def __init__(self) -> None:
         self.rows: dict[str, Track] = {}
 
-    async def __call__(self, tracks: Sequence[Track]) -> tuple[int, int, int]:
+    async def __call__(self, request: bytes) -> tuple[int, int, int]:
         inserted = updated = unchanged = 0
-        for track in tracks:
+        for message in catalog_pb2.UpsertTracksRequest.FromString(request).tracks:
+            track = track_from_proto(message)
             stored = self.rows.get(track.mbid)
             if stored is None:
                 inserted += 1

@@ -85,8 +85,8 @@ def _select(items: list[Document | SourceProblem]) -> Selection:
         count_problem(result.counts, problem.reason)
         skipped.append(Skipped(problem.source, problem.reason, problem.detail))
     valid = result.counts.documents_parsed - result.counts.missing_title - result.counts.missing_artist
-    result.counts.duplicate_submissions = valid - len(result.tracks)
-    return Selection(result.counts, {t.mbid: t for t in result.tracks}, skipped)
+    result.counts.duplicate_submissions = valid - len(result.ids)
+    return Selection(result.counts, {t.mbid: t for t in result.tracks()}, skipped)
 
 
 def _selection(path: Path) -> Selection:
@@ -190,3 +190,35 @@ def test_skipped_list_is_bounded_but_counts_are_not(tmp_path: Path) -> None:
         parse_batch([i for i in iter_source(tmp_path / "bad.tar") if isinstance(i, Document)]).skipped
     ) == (MAX_SKIPPED_LISTED)
     assert all(s.reason == "invalid_json" for s in selection.skipped)
+
+
+def test_vector_payload_carries_every_indexed_field_and_the_preference() -> None:
+    from musicrec_common.model import GenrePrediction
+    from musicrec_vectorstore.payload import payload_for
+    from musicrec_vectorstore.port import PAYLOAD_FIELDS
+
+    track = Track(
+        mbid=MBID_A,
+        submission=3,
+        title="Song",
+        artist="Band",
+        album=None,
+        release_date=None,
+        year=1994,
+        rosamerica=GenrePrediction("roc", 0.7),
+        dortmund=None,
+        tzanetakis=GenrePrediction("pop", 0.4),
+        is_placeholder_title=False,
+    )
+    payload = payload_for(track)
+    assert set(PAYLOAD_FIELDS) <= set(payload)
+    assert payload == {
+        "rosamerica": "roc",
+        "dortmund": None,
+        "tzanetakis": "pop",
+        "decade": 1990,
+        "year": 1994,
+        "placeholder": False,
+        "completeness": 3,
+        "submission": 3,
+    }

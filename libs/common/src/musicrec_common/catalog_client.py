@@ -18,6 +18,8 @@ from musicrec_common.model import Track
 __all__ = ["CatalogClient", "UpsertCounts"]
 
 UpsertCounts = catalog_pb2.UpsertTracksResponse
+_UPSERT_METHOD = catalog_pb2.DESCRIPTOR.services_by_name["CatalogService"].methods_by_name["UpsertTracks"]
+_UPSERT_TRACKS = f"/{_UPSERT_METHOD.containing_service.full_name}/{_UPSERT_METHOD.name}"
 
 
 class CatalogClient:
@@ -27,6 +29,14 @@ class CatalogClient:
         self._upsert_timeout = upsert_timeout
         self._channel = create_channel(address, ["musicrec.catalog.v1.CatalogService"])
         self._stub = catalog_pb2_grpc.CatalogServiceStub(self._channel)
+        # UpsertTracks taking requests encoded elsewhere (the ingestor's workers encode them).
+        self._upsert_encoded: grpc.aio.StreamUnaryMultiCallable[bytes, UpsertCounts] = (
+            self._channel.stream_unary(
+                _UPSERT_TRACKS,
+                request_serializer=None,
+                response_deserializer=catalog_pb2.UpsertTracksResponse.FromString,
+            )
+        )
 
     async def close(self) -> None:
         await self._channel.close()
@@ -41,6 +51,17 @@ class CatalogClient:
         try:
             response: catalog_pb2.UpsertTracksResponse = await self._stub.UpsertTracks(
                 requests(), timeout=self._upsert_timeout
+            )
+        except grpc.aio.AioRpcError as error:
+            raise_for_dependency(error, "catalog", self.address)
+            raise
+        return response
+
+    async def upsert_encoded(self, requests: Iterable[bytes]) -> UpsertCounts:
+        """`upsert` for batches already encoded as `UpsertTracksRequest` messages (the wire bytes)."""
+        try:
+            response: catalog_pb2.UpsertTracksResponse = await self._upsert_encoded(
+                iter(requests), timeout=self._upsert_timeout
             )
         except grpc.aio.AioRpcError as error:
             raise_for_dependency(error, "catalog", self.address)

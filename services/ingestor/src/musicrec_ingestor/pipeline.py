@@ -1,7 +1,10 @@
 """The ingest pipeline's pure part: a batch of documents in, the tracks to store and the counts out.
 
-`parse_batch` runs in worker processes, so it takes and returns only picklable values. Rules
-(also in the README):
+`parse_batch` runs in worker processes. What crosses the process boundary is kept cheap to pickle:
+a batch goes in as `PackedDocuments` (one bytes blob, not thousands of objects) and comes back as a
+`BatchResult` whose tracks are already encoded as the catalog's `UpsertTracksRequest` and whose vector
+inputs are an array and plain dicts — per-document Python objects cost more to pickle and unpickle
+than to parse. Rules (also in the README):
 - a document that is not JSON, has the wrong shape or no MBID is skipped and counted;
 - a document without a title or an artist is skipped and counted (it can be neither shown nor
   searched);
@@ -17,23 +20,30 @@ from __future__ import annotations
 
 import time
 import uuid
+from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from itertools import accumulate
 
 import numpy as np
 import numpy.typing as npt
 
+from musicrec.catalog.v1 import catalog_pb2
 from musicrec_common.acousticbrainz import DocumentError
+from musicrec_common.convert import track_from_proto, track_to_proto
 from musicrec_common.dates import DateStatus
 from musicrec_common.fastparse import DocumentInput, parse_documents_fast
 from musicrec_common.features import FEATURE_DIM
 from musicrec_common.model import Track
 from musicrec_ingestor.sources import Document
+from musicrec_vectorstore.payload import payload_for
+from musicrec_vectorstore.port import PayloadValue
 
 __all__ = [
     "MAX_SKIPPED_LISTED",
     "BatchResult",
     "IngestCounts",
+    "PackedDocuments",
     "Skipped",
     "count_distinct",
     "count_problem",
@@ -107,18 +117,66 @@ def count_problem(counts: IngestCounts, reason: str) -> None:
     setattr(counts, counter, getattr(counts, counter) + 1)
 
 
+@dataclass(frozen=True, slots=True)
+class PackedDocuments:
+    """A batch of documents for a worker: their bytes concatenated in one blob (`ends[i]` is where
+    document i ends), plus where each came from. Pickling it copies one large bytes object instead of
+    building and tearing down an object per document."""
+
+    blob: bytes
+    ends: array[int]
+    sources: list[str]
+    mbids: list[str | None]
+    submissions: list[int | None]
+
+    @classmethod
+    def pack(cls, documents: Sequence[Document]) -> PackedDocuments:
+        return cls(
+            blob=b"".join([d.data for d in documents]),
+            ends=array("q", accumulate([len(d.data) for d in documents])),
+            sources=[d.source for d in documents],
+            mbids=[d.mbid for d in documents],
+            submissions=[d.submission for d in documents],
+        )
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def inputs(self) -> list[DocumentInput]:
+        """The documents as parser inputs; their data are views into the blob (no copies)."""
+        view = memoryview(self.blob)
+        starts = [0, *self.ends[:-1]]
+        return [
+            DocumentInput(view[start:end], source, mbid, submission)
+            for start, end, source, mbid, submission in zip(
+                starts, self.ends, self.sources, self.mbids, self.submissions, strict=True
+            )
+        ]
+
+
 @dataclass
 class BatchResult:
-    """What one batch of documents yields. `tracks[i]` has the feature vector `features[i]`;
-    `mbids` holds the MBID (16 bytes) of every valid document, duplicates included, so a run can
-    count distinct recordings without keeping tracks in memory."""
+    """What one batch of documents yields: the preferred submission of each recording in it.
 
-    tracks: list[Track]
+    `ids[i]` is a recording's MBID (sorted), `features[i]` its vector and `payloads[i]` its vector
+    payload; `catalog_request` is the catalog's `UpsertTracksRequest` for the same tracks, in the
+    same order, already encoded. `mbids` holds the MBID (16 bytes) of every valid document,
+    duplicates included, so a run can count distinct recordings without keeping tracks in memory.
+    """
+
+    ids: list[str]
+    catalog_request: bytes
     features: npt.NDArray[np.float32]
+    payloads: list[dict[str, PayloadValue]]
     mbids: npt.NDArray[np.uint8]
     counts: IngestCounts = field(default_factory=IngestCounts)
     skipped: list[Skipped] = field(default_factory=list)
     parse_seconds: float = 0.0
+
+    def tracks(self) -> list[Track]:
+        """The chosen tracks, decoded from `catalog_request` (for inspection and tests)."""
+        request = catalog_pb2.UpsertTracksRequest.FromString(self.catalog_request)
+        return [track_from_proto(message) for message in request.tracks]
 
 
 def mbid_keys(mbids: Iterable[str]) -> npt.NDArray[np.uint8]:
@@ -134,9 +192,11 @@ def count_distinct(keys: npt.NDArray[np.uint8]) -> int:
     return len(np.unique(np.ascontiguousarray(keys).view(np.dtype((np.void, 16))).ravel()))
 
 
-def parse_batch(documents: Sequence[Document]) -> BatchResult:
+def parse_batch(documents: PackedDocuments | Sequence[Document]) -> BatchResult:
     """Parse and clean documents; keep the preferred submission per MBID within the batch."""
     started = time.perf_counter()
+    if not isinstance(documents, PackedDocuments):
+        documents = PackedDocuments.pack(documents)
     counts = IngestCounts()
     skipped: list[Skipped] = []
     chosen: dict[str, tuple[Track, npt.NDArray[np.float32]]] = {}
@@ -148,22 +208,22 @@ def parse_batch(documents: Sequence[Document]) -> BatchResult:
             skipped.append(Skipped(source, reason, detail))
 
     # The fast path gives exactly parse_document_detailed's results (tested), a batch at a time.
-    parsed = parse_documents_fast([DocumentInput(d.data, d.source, d.mbid, d.submission) for d in documents])
+    parsed = parse_documents_fast(documents.inputs())
     row = 0
-    for document, outcome in zip(documents, parsed.results, strict=True):
+    for source, outcome in zip(documents.sources, parsed.results, strict=True):
         counts.documents_read += 1
         if isinstance(outcome, DocumentError):
-            skip(document.source, outcome.reason, str(outcome))
+            skip(source, outcome.reason, str(outcome))
             continue
         track, date_status = outcome
         features = parsed.features[row]
         row += 1
         counts.documents_parsed += 1
         if track.title is None:
-            skip(document.source, "missing_title", "no title tag")
+            skip(source, "missing_title", "no title tag")
             continue
         if track.artist is None:
-            skip(document.source, "missing_artist", "no artist tag")
+            skip(source, "missing_artist", "no artist tag")
             continue
         if date_status is DateStatus.MISSING:
             counts.missing_release_date += 1
@@ -180,9 +240,13 @@ def parse_batch(documents: Sequence[Document]) -> BatchResult:
         if ordered
         else np.zeros((0, FEATURE_DIM), dtype=np.float32)
     )
+    tracks = [t for t, _ in ordered]
+    request = catalog_pb2.UpsertTracksRequest(tracks=[track_to_proto(t) for t in tracks])
     return BatchResult(
-        tracks=[t for t, _ in ordered],
+        ids=[t.mbid for t in tracks],
+        catalog_request=request.SerializeToString(),
         features=features,
+        payloads=[payload_for(t) for t in tracks],
         mbids=mbid_keys(valid),
         counts=counts,
         skipped=skipped,
@@ -190,19 +254,31 @@ def parse_batch(documents: Sequence[Document]) -> BatchResult:
     )
 
 
-def vector_winners(tracks: Sequence[Track], stored: Mapping[str, Mapping[str, object]]) -> list[int]:
-    """Indexes of the tracks whose vector should replace what the index holds: the MBID is not
-    stored yet, or the stored point came from a less preferred submission (same rule as the
-    catalog's). An equal key means the same submission: nothing to write."""
+def vector_winners(
+    ids: Sequence[str],
+    payloads: Sequence[Mapping[str, PayloadValue]],
+    stored: Mapping[str, Mapping[str, object]],
+) -> list[int]:
+    """Indexes of the points whose vector should replace what the index holds: the MBID is not
+    stored yet, or the stored point came from a less preferred submission (the catalog's rule,
+    `Track.preference_key()`, read from the `completeness` and `submission` payload keys). An equal
+    key means the same submission: nothing to write."""
     winners = []
-    for i, track in enumerate(tracks):
-        payload = stored.get(track.mbid)
-        if payload is None:
+    for i, (mbid, payload) in enumerate(zip(ids, payloads, strict=True)):
+        held = stored.get(mbid)
+        if held is None:
             winners.append(i)
             continue
-        completeness, submission = payload.get("completeness"), payload.get("submission")
+        completeness, submission = held.get("completeness"), held.get("submission")
         if not isinstance(completeness, int) or not isinstance(submission, int):
             winners.append(i)  # written by an older version without the key: replace it
-        elif track.preference_key() > (completeness, -submission):
+        elif _preference(payload) > (completeness, -submission):
             winners.append(i)
     return winners
+
+
+def _preference(payload: Mapping[str, PayloadValue]) -> tuple[int, int]:
+    completeness, submission = payload["completeness"], payload["submission"]
+    if not isinstance(completeness, int) or not isinstance(submission, int):
+        raise TypeError(f"a payload without integer completeness and submission: {payload!r}")
+    return completeness, -submission

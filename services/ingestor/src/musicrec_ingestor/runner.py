@@ -21,7 +21,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -29,13 +29,13 @@ from typing import TypeVar
 import numpy as np
 
 from musicrec_common.logging import log_event
-from musicrec_common.model import Track
 from musicrec_common.progress import ProgressMeter
 from musicrec_ingestor.checkpoint import Checkpoint, CheckpointStore, sources_key
 from musicrec_ingestor.pipeline import (
     MAX_SKIPPED_LISTED,
     BatchResult,
     IngestCounts,
+    PackedDocuments,
     Skipped,
     count_distinct,
     count_problem,
@@ -51,15 +51,24 @@ from musicrec_ingestor.sources import (
     source_bytes,
 )
 from musicrec_vectorstore import VectorStore
-from musicrec_vectorstore.payload import payload_for
 
-__all__ = ["CatalogSink", "IngestOptions", "Progress", "Report", "run_ingest"]
+__all__ = [
+    "CatalogSink",
+    "IngestOptions",
+    "Progress",
+    "RawBatch",
+    "Report",
+    "parse_stage",
+    "run_ingest",
+    "worker_pool",
+]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-CatalogSink = Callable[[Sequence[Track]], Awaitable[tuple[int, int, int]]]
-"""Stores one batch of tracks in the catalog; returns (inserted, updated, unchanged)."""
+CatalogSink = Callable[[bytes], Awaitable[tuple[int, int, int]]]
+"""Stores one batch of tracks in the catalog, given as an encoded `UpsertTracksRequest` (built in the
+worker that parsed them); returns (inserted, updated, unchanged)."""
 
 
 @dataclass(frozen=True)
@@ -94,11 +103,11 @@ class Report:
 
 
 @dataclass
-class _RawBatch:
+class RawBatch:
     source: str
     source_index: int
     items_done: int  # items of this source consumed once this batch is committed
-    documents: list[Document]
+    documents: PackedDocuments
     problems: list[SourceProblem]
     bytes_done: int  # bytes of all sources read once this batch was cut
 
@@ -139,17 +148,16 @@ def _reader(
                 else:
                     problems.append(item)
                 if len(documents) >= batch_size:
+                    packed = PackedDocuments.pack(documents)
                     put(
-                        _RawBatch(
-                            str(paths[index]), index, consumed, documents, problems, before + position.done
-                        )
+                        RawBatch(str(paths[index]), index, consumed, packed, problems, before + position.done)
                     )
                     documents, problems = [], []
             if stop.is_set():
                 return
             # The end of each source is a batch boundary, so a checkpoint never straddles sources.
             before += source_bytes(paths[index])
-            put(_RawBatch(str(paths[index]), index + 1, 0, documents, problems, before))
+            put(RawBatch(str(paths[index]), index + 1, 0, PackedDocuments.pack(documents), problems, before))
     finally:
         put(_END)
 
@@ -166,7 +174,8 @@ def _exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="musicrec-parent-watch", daemon=True).start()
 
 
-def _executor(workers: int) -> concurrent.futures.Executor:
+def worker_pool(workers: int) -> concurrent.futures.Executor:
+    """The pool `parse_stage` parses in: `workers` processes, or one thread when `workers` is 0."""
     if workers <= 0:
         return concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="musicrec-parse")
     # spawn: the server process runs gRPC threads, which must not be forked.
@@ -176,6 +185,59 @@ def _executor(workers: int) -> concurrent.futures.Executor:
         initializer=_exit_with_parent,
         initargs=(os.getpid(),),
     )
+
+
+async def parse_stage(
+    paths: Sequence[Path],
+    start: Checkpoint,
+    options: IngestOptions,
+    read_busy: list[float],
+    executor: concurrent.futures.Executor | None = None,
+) -> AsyncGenerator[tuple[RawBatch, BatchResult], None]:
+    """The read and parse stages: every batch of `paths` after `start`, parsed, in source order.
+
+    A reader thread cuts the sources into raw batches; `options.workers` worker processes parse
+    them; at most 2 × workers batches are in flight (queued raw, or being parsed), so memory stays
+    flat whatever the input size. `read_busy[0]` accumulates the reader's busy time. An `executor`
+    given is used (and left running) instead of a pool of `options.workers` started here.
+    """
+    loop = asyncio.get_running_loop()
+    window = max(2, options.workers * 2)  # batches in flight: raw ones queued, and ones being parsed
+    queue: asyncio.Queue[object] = asyncio.Queue(maxsize=window)
+    stop = threading.Event()
+
+    def put(item: object) -> None:
+        asyncio.run_coroutine_threadsafe(queue.put(item), loop).result()
+
+    reader = loop.run_in_executor(None, _reader, list(paths), start, options.batch_size, put, stop, read_busy)
+    own_executor = executor is None
+    pool = worker_pool(options.workers) if executor is None else executor
+    pending: deque[tuple[RawBatch, asyncio.Future[BatchResult]]] = deque()
+    try:
+        while True:
+            item = await queue.get()
+            if item is _END:
+                break
+            assert isinstance(item, RawBatch)
+            pending.append((item, loop.run_in_executor(pool, parse_batch, item.documents)))
+            if len(pending) >= window:
+                raw, future = pending.popleft()
+                yield raw, await future
+        while pending:
+            raw, future = pending.popleft()
+            yield raw, await future
+        await reader
+    finally:
+        stop.set()
+        # Unblock a reader waiting on a full queue, then let it end.
+        while not reader.done():
+            with contextlib.suppress(asyncio.QueueEmpty):
+                queue.get_nowait()
+            await asyncio.sleep(0.01)
+        for _, future in pending:
+            future.cancel()
+        if own_executor:
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 async def run_ingest(
@@ -209,19 +271,7 @@ async def run_ingest(
     resumed_from = counts.documents_read
     distinct_in_memory: list[np.ndarray] = []  # only without a checkpoint folder
 
-    loop = asyncio.get_running_loop()
-    window = max(2, options.workers * 2)  # batches in flight: raw ones queued, and ones being parsed
-    queue: asyncio.Queue[object] = asyncio.Queue(maxsize=window)
-    stop = threading.Event()
     read_busy = [0.0]
-
-    def put(item: object) -> None:
-        asyncio.run_coroutine_threadsafe(queue.put(item), loop).result()
-
-    reader = loop.run_in_executor(None, _reader, list(paths), state, options.batch_size, put, stop, read_busy)
-    executor = _executor(options.workers)
-    pending: deque[tuple[_RawBatch, asyncio.Future[BatchResult]]] = deque()
-
     read_before = stages["read"]
     first_bytes = [0]  # bytes already covered by a checkpoint (re-read quickly on resume)
 
@@ -232,7 +282,7 @@ async def run_ingest(
         finally:
             stages[stage] += time.perf_counter() - began
 
-    async def commit(raw: _RawBatch, result: BatchResult) -> Progress:
+    async def commit(raw: RawBatch, result: BatchResult) -> Progress:
         for problem in raw.problems:
             count_problem(counts, problem.reason)
             if len(skipped) < MAX_SKIPPED_LISTED:
@@ -240,10 +290,10 @@ async def run_ingest(
         counts.add(result.counts)
         skipped.extend(result.skipped[: MAX_SKIPPED_LISTED - len(skipped)])
         stages["parse"] += result.parse_seconds
-        if result.tracks:
+        if result.ids:
             # The two stores are independent (each applies the preference rule itself): write both at once.
             (inserted, updated, unchanged), written = await asyncio.gather(
-                timed("catalog", catalog(result.tracks)),
+                timed("catalog", catalog(result.catalog_request)),
                 timed("vectors", asyncio.to_thread(_upsert_vectors, vectors, result)),
             )
             counts.tracks_inserted += inserted
@@ -283,34 +333,13 @@ async def run_ingest(
     def elapsed() -> float:
         return previous + time.monotonic() - started
 
-    try:
-        while True:
-            item = await queue.get()
-            if item is _END:
-                break
-            assert isinstance(item, _RawBatch)
-            if not pending and first_bytes[0] == 0 and resumed:
-                first_bytes[0] = item.bytes_done
-            future = loop.run_in_executor(executor, parse_batch, item.documents)
-            pending.append((item, future))
-            if len(pending) >= window:
-                raw, future = pending.popleft()
-                yield await commit(raw, await future)
-        while pending:
-            raw, future = pending.popleft()
-            yield await commit(raw, await future)
-        await reader
-        await timed("vectors", asyncio.to_thread(vectors.flush))
-    finally:
-        stop.set()
-        # Unblock a reader waiting on a full queue, then let it end.
-        while not reader.done():
-            with contextlib.suppress(asyncio.QueueEmpty):
-                queue.get_nowait()
-            await asyncio.sleep(0.01)
-        for _, future in pending:
-            future.cancel()
-        executor.shutdown(wait=False, cancel_futures=True)
+    # aclosing: a run stopped early (the client went away) stops the reader and the workers now.
+    async with contextlib.aclosing(parse_stage(paths, state, options, read_busy)) as batches:
+        async for raw, result in batches:
+            if first_bytes[0] == 0 and resumed:
+                first_bytes[0] = raw.bytes_done
+            yield await commit(raw, result)
+    await timed("vectors", asyncio.to_thread(vectors.flush))
 
     if store:
         distinct = await asyncio.to_thread(store.distinct_mbids)
@@ -334,10 +363,13 @@ async def run_ingest(
 
 def _upsert_vectors(vectors: VectorStore, result: BatchResult) -> int:
     """Write the vectors whose submission is preferred over what the index holds (see pipeline)."""
-    stored = vectors.get_payloads([t.mbid for t in result.tracks])
-    winners = vector_winners(result.tracks, stored)
+    stored = vectors.get_payloads(result.ids)
+    winners = vector_winners(result.ids, result.payloads, stored)
     if not winners:
         return 0
-    chosen = [result.tracks[i] for i in winners]
-    vectors.upsert([t.mbid for t in chosen], result.features[winners], [payload_for(t) for t in chosen])
+    if len(winners) == len(result.ids):
+        vectors.upsert(result.ids, result.features, result.payloads)
+    else:
+        ids, payloads = result.ids, result.payloads
+        vectors.upsert([ids[i] for i in winners], result.features[winners], [payloads[i] for i in winners])
     return len(winners)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,6 @@ from musicrec.ingestor.v1 import ingestor_pb2, ingestor_pb2_grpc
 from musicrec_common.catalog_client import CatalogClient
 from musicrec_common.errors import InvalidArgumentError
 from musicrec_common.logging import log_event
-from musicrec_common.model import Track
 from musicrec_ingestor.runner import IngestOptions, Progress, Report, run_ingest
 from musicrec_ingestor.sources import describe_unsupported
 from musicrec_vectorstore import VectorStore
@@ -72,8 +71,8 @@ class IngestorServicer(ingestor_pb2_grpc.IngestorServiceServicer):
         # One ingest at a time: two concurrent runs would race on the same recordings.
         self._lock = asyncio.Lock()
 
-    async def _store_tracks(self, tracks: Sequence[Track]) -> tuple[int, int, int]:
-        result = await self._catalog.upsert([tracks])
+    async def _store_tracks(self, request: bytes) -> tuple[int, int, int]:
+        result = await self._catalog.upsert_encoded([request])
         return result.inserted, result.updated, result.unchanged
 
     async def Ingest(

@@ -86,10 +86,13 @@ def describe_unsupported(path: Path) -> str | None:
     return None
 
 
+_NOT_A_DOCUMENT_NAME = "name is not <mbid>-<n>.json"
+
+
 def _named(source: str, data: bytes) -> Item:
     parsed = parse_member_name(source)
     if parsed is None:
-        return SourceProblem(source, "ignored_member", "name is not <mbid>-<n>.json")
+        return SourceProblem(source, "ignored_member", _NOT_A_DOCUMENT_NAME)
     return Document(source, data, parsed[0], parsed[1])
 
 
@@ -131,28 +134,27 @@ def _iter_folder(root: Path, position: BytesRead) -> Iterator[Item]:
 
 
 def _iter_tar(path: Path, compressed: bool, position: BytesRead) -> Iterator[Item]:
+    archive = path.name
     with path.open("rb") as raw:
         stream: BinaryIO = open_zstd(raw) if compressed else raw
+        tell = raw.tell
         try:
-            for member in iter_tar_members(stream, max_member_bytes=MAX_DOCUMENT_BYTES):
-                position.done = raw.tell()
-                if member.kind != "file":
+            for name, data, size, kind in iter_tar_members(stream, max_member_bytes=MAX_DOCUMENT_BYTES):
+                position.done = tell()
+                if kind != "file":
                     continue
-                source = f"{path.name}:{member.name}"
-                if not member.name.endswith(".json"):
+                source = f"{archive}:{name}"
+                if not name.endswith(".json"):
                     yield SourceProblem(source, "ignored_member", "not a .json file")
-                    continue
-                if member.data is None:
-                    yield SourceProblem(source, "oversized", f"{member.size} bytes")
-                    continue
-                item = _named(member.name, member.data)
-                if isinstance(item, Document):
-                    yield Document(source, item.data, item.mbid, item.submission)
+                elif data is None:
+                    yield SourceProblem(source, "oversized", f"{size} bytes")
+                elif (parsed := parse_member_name(name)) is None:
+                    yield SourceProblem(source, "ignored_member", _NOT_A_DOCUMENT_NAME)
                 else:
-                    yield item
+                    yield Document(source, data, parsed[0], parsed[1])
         except (CorruptArchiveError, zstandard.ZstdError, EOFError, OSError) as error:
             # EOFError covers TruncatedArchiveError: a cut download or a stream cut mid-frame.
-            yield SourceProblem(str(path.name), "corrupt_archive", f"{type(error).__name__}: {error}")
+            yield SourceProblem(archive, "corrupt_archive", f"{type(error).__name__}: {error}")
 
 
 def _iter_ndjson(path: Path, position: BytesRead) -> Iterator[Item]:
