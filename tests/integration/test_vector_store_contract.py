@@ -492,6 +492,24 @@ def test_get_vectors_and_payloads_return_what_was_stored(loaded: VectorStore, da
     assert loaded.get_payloads(unknown) == {}
 
 
+def test_iter_points_returns_every_point_once_with_its_vector_and_payload(
+    loaded: VectorStore, dataset: DataSet
+) -> None:
+    seen: dict[str, int] = {}
+    for batch in loaded.iter_points(batch_size=37):
+        assert len(batch.ids) <= 37
+        assert batch.vectors.shape == (len(batch.ids), DIM)
+        assert batch.vectors.dtype == np.float32
+        for point_id, vector, payload in zip(batch.ids, batch.vectors, batch.payloads, strict=True):
+            assert point_id not in seen
+            i = seen[point_id] = dataset.ids.index(point_id)
+            np.testing.assert_allclose(_unit(vector), _unit(dataset.vectors[i]), atol=1e-5)
+            assert payload == dataset.payloads[i]
+    assert len(seen) == N_POINTS
+    with pytest.raises(VectorStoreError):
+        next(iter(loaded.iter_points(batch_size=0)))
+
+
 def test_reads_answer_under_the_callers_spelling(loaded: VectorStore, dataset: DataSet) -> None:
     upper = dataset.ids[11].upper()
     assert set(loaded.get_payloads([upper])) == {upper}

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from musicrec_vectorstore.port import PayloadValue, VectorStoreError
+from musicrec_vectorstore.port import PayloadValue, PointBatch, VectorStoreError
 
 # Points per engine update: big enough to amortise the call, small enough that a 100k-point
 # upsert never builds one giant operation.
@@ -189,3 +189,25 @@ class RecordReads:
             raw: dict(record.payload or {})
             for raw, record in self._retrieve(ids, vectors=False, payloads=True)
         }
+
+
+def point_batch(records: Sequence[StoredRecord], dimension: int) -> PointBatch:
+    """Scrolled records (with vectors and payloads) as a PointBatch."""
+    ids: list[str] = []
+    rows: list[npt.NDArray[np.float32]] = []
+    payloads: list[dict[str, PayloadValue]] = []
+    for record in records:
+        vector = as_vector(record.vector)
+        if vector is None:
+            raise VectorStoreError(f"point {record.id} came back without its vector")
+        ids.append(id_to_str(record.id))
+        rows.append(vector)
+        payloads.append(dict(record.payload or {}))
+    matrix = np.stack(rows) if rows else np.zeros((0, dimension), dtype=np.float32)
+    return PointBatch(ids, matrix.astype(np.float32, copy=False), payloads)
+
+
+def check_batch_size(batch_size: int) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise VectorStoreError(f"batch_size must be a positive integer, not {batch_size!r}")
+    return batch_size

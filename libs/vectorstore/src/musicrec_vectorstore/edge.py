@@ -23,8 +23,10 @@ import qdrant_edge as edge
 from musicrec_vectorstore._common import (
     DEFAULT_BATCH_SIZE,
     RecordReads,
+    check_batch_size,
     check_dimension,
     id_to_str,
+    point_batch,
     prepare_query,
     prepare_upsert,
 )
@@ -33,6 +35,7 @@ from musicrec_vectorstore.port import (
     PAYLOAD_FIELDS,
     Hit,
     PayloadValue,
+    PointBatch,
     SearchFilter,
     VectorStoreError,
     VectorStoreUnavailableError,
@@ -231,6 +234,19 @@ class EdgeVectorStore(RecordReads):
         shard = self._live()
         with self._engine("count the points of"):
             return shard.count(edge.CountRequest(exact=True))
+
+    def iter_points(self, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[PointBatch]:
+        check_batch_size(batch_size)
+        offset: int | UUID | str | None = None
+        while True:
+            shard = self._live()
+            request = edge.ScrollRequest(offset=offset, limit=batch_size, with_payload=True, with_vector=True)
+            with self._engine("read from"):
+                records, offset = shard.scroll(request)
+            if records:
+                yield point_batch(records, self._dimension)
+            if offset is None or not records:
+                return
 
     def flush(self) -> None:
         shard = self._live()

@@ -8,7 +8,7 @@ same contract tests run against both.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -21,6 +21,7 @@ __all__ = [
     "PAYLOAD_FIELDS",
     "Hit",
     "PayloadValue",
+    "PointBatch",
     "SearchFilter",
     "VectorStore",
     "VectorStoreError",
@@ -71,6 +72,15 @@ class Hit:
     payload: Mapping[str, PayloadValue]
 
 
+@dataclass(frozen=True, slots=True)
+class PointBatch:
+    """Stored points: `ids[i]` has the vector `vectors[i]` and the payload `payloads[i]`."""
+
+    ids: list[str]
+    vectors: npt.NDArray[np.float32]
+    payloads: list[dict[str, PayloadValue]]
+
+
 @runtime_checkable
 class VectorStore(Protocol):
     """A cosine-similarity index over track feature vectors, keyed by MBID."""
@@ -101,6 +111,11 @@ class VectorStore(Protocol):
 
     def count(self) -> int:
         """How many points are stored."""
+        ...
+
+    def iter_points(self, batch_size: int = 1024) -> Iterator[PointBatch]:
+        """Every stored point, in batches of at most `batch_size`, each point exactly once (in an
+        engine-defined order). For evaluation and export; not for the request path."""
         ...
 
     def flush(self) -> None:

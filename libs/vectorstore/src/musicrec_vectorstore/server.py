@@ -14,13 +14,16 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from qdrant_client import QdrantClient, models
+from qdrant_client.conversions.common_types import PointId
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from musicrec_vectorstore._common import (
     DEFAULT_BATCH_SIZE,
     RecordReads,
+    check_batch_size,
     check_dimension,
     id_to_str,
+    point_batch,
     prepare_query,
     prepare_upsert,
 )
@@ -29,6 +32,7 @@ from musicrec_vectorstore.port import (
     PAYLOAD_FIELDS,
     Hit,
     PayloadValue,
+    PointBatch,
     SearchFilter,
     VectorStoreError,
     VectorStoreUnavailableError,
@@ -273,6 +277,21 @@ class QdrantServerVectorStore(RecordReads):
         client = self._live()
         with self._engine("count the points of"):
             return client.count(self._collection, exact=True).count
+
+    def iter_points(self, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[PointBatch]:
+        check_batch_size(batch_size)
+        offset: PointId | None = None
+        while True:
+            client = self._live()
+            with self._engine("read from"):
+                records, next_offset = client.scroll(
+                    self._collection, limit=batch_size, offset=offset, with_payload=True, with_vectors=True
+                )
+            if records:
+                yield point_batch(records, self._dimension)
+            if next_offset is None or not records:
+                return
+            offset = next_offset
 
     def flush(self) -> None:
         """Upserts wait for the server's write-ahead log, so they are durable once accepted."""
