@@ -33,6 +33,7 @@ from musicrec_vectorstore import (
     Hit,
     PayloadValue,
     QdrantServerVectorStore,
+    Range,
     SearchFilter,
     VectorStore,
     VectorStoreError,
@@ -79,6 +80,13 @@ class DataSet:
         for point_id, payload in zip(self.ids, self.payloads, strict=True):
             ok = point_id not in excluded
             ok = ok and all(payload.get(k) == v for k, v in search_filter.equals.items())
+            ok = ok and all(payload.get(k) in set(v) for k, v in search_filter.any_of.items())
+            ok = ok and all(payload.get(k) not in set(v) for k, v in search_filter.exclude_values.items())
+            for key, bounds in search_filter.ranges.items():
+                value = payload.get(key)
+                ok = ok and isinstance(value, int) and not isinstance(value, bool)
+                ok = ok and (bounds.gte is None or bounds.gte <= value)  # type: ignore[operator]
+                ok = ok and (bounds.lte is None or value <= bounds.lte)  # type: ignore[operator]
             if search_filter.exclude_placeholders:
                 ok = ok and payload.get("placeholder") is not True
             keep.append(ok)
@@ -119,6 +127,7 @@ def _make_dataset(n: int, seed: int) -> DataSet:
                 "year": None if decade is None else decade + int(rng.integers(0, 10)),
                 "placeholder": bool(rng.random() < 0.04),
                 "probability": round(float(rng.random()), 6),
+                "artist": int(rng.integers(-(2**62), 2**62)) if i % 10 else 12345,
                 "title": f"track {i}",
             }
         )
@@ -405,6 +414,67 @@ def test_filters_are_exact(loaded: VectorStore, dataset: DataSet) -> None:
     assert float(np.mean(recalls)) >= 0.95
 
 
+def _random_filter(rng: np.random.Generator, dataset: DataSet) -> SearchFilter:
+    """A random combination of every kind of condition, some of them absent."""
+    equals: dict[str, str | int] = {}
+    any_of: dict[str, list[str | int]] = {}
+    ranges: dict[str, Range] = {}
+    exclude_values: dict[str, list[str | int]] = {}
+    if rng.random() < 0.5:
+        any_of["rosamerica"] = [str(g) for g in rng.choice(GENRES, int(rng.integers(1, 4)), replace=False)]
+    elif rng.random() < 0.5:
+        equals["rosamerica"] = str(rng.choice(GENRES))
+    if rng.random() < 0.6:
+        low = int(rng.integers(1950, 2010))
+        ranges["year"] = Range(gte=low if rng.random() < 0.8 else None, lte=low + int(rng.integers(0, 25)))
+    if rng.random() < 0.4:
+        exclude_values["dortmund"] = [str(rng.choice(["rock", "jazz", "electronic"]))]
+    if rng.random() < 0.3:
+        exclude_values["artist"] = [12345]
+    if rng.random() < 0.3:
+        any_of["tzanetakis"] = ["roc", "pop"]
+    excluded = [dataset.ids[int(i)] for i in rng.integers(0, len(dataset.ids), 3)]
+    return SearchFilter(
+        equals=equals,
+        any_of=any_of,
+        ranges=ranges,
+        exclude_values=exclude_values,
+        exclude_ids=excluded,
+        exclude_placeholders=bool(rng.random() < 0.7),
+    )
+
+
+def test_random_filter_combinations_are_exact(loaded: VectorStore, dataset: DataSet) -> None:
+    """Every hit satisfies every condition, and the hits are the exact top-k of what does."""
+    rng = np.random.default_rng(21)
+    checked = 0
+    for _ in range(60):
+        search_filter = _random_filter(rng, dataset)
+        allowed = dataset.mask(search_filter)
+        query = dataset.vectors[int(rng.integers(0, len(dataset.ids)))]
+        hits = loaded.search(query, LIMIT, search_filter)
+        allowed_ids = {dataset.ids[i] for i in np.flatnonzero(allowed)}
+        assert {h.id for h in hits} <= allowed_ids
+        assert len(hits) == min(LIMIT, len(allowed_ids))
+        if allowed_ids:
+            checked += 1
+            assert _recall(hits, dataset.exact(query, LIMIT, search_filter)) >= 0.9
+    assert checked >= 30
+
+
+def test_invalid_filter_values_are_refused(loaded: VectorStore, dataset: DataSet) -> None:
+    query = dataset.vectors[0]
+    for bad in (
+        SearchFilter(any_of={"rosamerica": []}),
+        SearchFilter(any_of={"rosamerica": "roc"}),
+        SearchFilter(any_of={"rosamerica": ["roc", 3]}),
+        SearchFilter(ranges={"year": Range(gte=1990.5)}),  # type: ignore[arg-type]
+        SearchFilter(exclude_values={"artist": [True]}),
+    ):
+        with pytest.raises(VectorStoreError):
+            loaded.search(query, LIMIT, bad)
+
+
 def test_a_filter_on_one_integer_field(loaded: VectorStore, dataset: DataSet) -> None:
     search_filter = SearchFilter(equals={"year": 1994})
     expected = dataset.exact(dataset.vectors[0], 50, search_filter)
@@ -517,6 +587,26 @@ def test_reads_answer_under_the_callers_spelling(loaded: VectorStore, dataset: D
 
 
 # -- lifecycle -------------------------------------------------------------------------------------
+
+
+def test_metadata_is_kept_with_the_index(durable_backend: Backend) -> None:
+    store = durable_backend.open()
+    assert store.get_metadata("feature_model") is None
+    store.set_metadata("feature_model", '{"scheme": "fm-v1"}')
+    store.set_metadata("other", "x")
+    store.set_metadata("other", "y")  # replaced
+    assert store.get_metadata("feature_model") == '{"scheme": "fm-v1"}'
+    for bad_key, bad_value in (("", "x"), ("k", 3)):
+        with pytest.raises(VectorStoreError):
+            store.set_metadata(bad_key, bad_value)  # type: ignore[arg-type]
+    store.close()
+    reopened = durable_backend.open()
+    try:
+        assert reopened.get_metadata("feature_model") == '{"scheme": "fm-v1"}'
+        assert reopened.get_metadata("other") == "y"
+        assert reopened.count() == 0  # metadata are not points
+    finally:
+        reopened.close()
 
 
 def test_data_persists_across_close_and_reopen(durable_backend: Backend) -> None:

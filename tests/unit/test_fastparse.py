@@ -29,7 +29,7 @@ from musicrec_common.fastparse import (
     parse_document_fast,
     parse_documents_fast,
 )
-from musicrec_common.features import FEATURE_DIM, FEATURE_LAYOUT, RAW_DIM, build_feature_vector
+from musicrec_common.features import FEATURE_DIM, FEATURE_LAYOUT, RAW_DIM, TRAITS, build_feature_vector
 from musicrec_common.text import normalize_text
 
 pytestmark = pytest.mark.unit
@@ -50,7 +50,7 @@ def _outcome(parser: Parser, data: bytes | str, **kwargs: Any) -> Outcome:
         return ("error", type(error), error.reason, str(error))
     assert parsed.features.dtype == np.float32
     assert parsed.features.shape == (FEATURE_DIM,)
-    return ("ok", parsed.track, status, parsed.features.tobytes())
+    return ("ok", parsed.track, status, parsed.features.tobytes(), parsed.traits)
 
 
 def _assert_same(data: bytes, **kwargs: Any) -> Outcome:
@@ -111,6 +111,7 @@ class TestGeneratedCorpus:
             except DocumentError as error:
                 singles.append(error)
         rows = []
+        trait_rows = []
         for got, single in zip(batch.results, singles, strict=True):
             if isinstance(single, DocumentError):
                 assert isinstance(got, DocumentError)
@@ -118,9 +119,13 @@ class TestGeneratedCorpus:
                 continue
             assert got == (single[0].track, single[1])
             rows.append(single[0].features)
+            trait_rows.append([math.nan if v is None else v for v in single[0].traits])
         assert batch.features.shape == (len(rows), FEATURE_DIM)
         assert batch.features.dtype == np.float32
         np.testing.assert_allclose(batch.features, np.stack(rows), rtol=0, atol=1e-7)
+        assert batch.traits.shape == (len(rows), len(TRAITS))
+        if trait_rows:
+            np.testing.assert_array_equal(batch.traits, np.array(trait_rows, dtype=np.float64))
 
     def test_an_empty_batch(self) -> None:
         batch = parse_documents_fast([])

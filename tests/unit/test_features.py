@@ -15,9 +15,12 @@ from musicrec_common.features import (
     FEATURE_LAYOUT,
     FEATURE_MODEL_VERSION,
     RAW_DIM,
+    TRAIT_COLUMNS,
+    TRAITS,
     FeatureBlock,
     build_feature_vector,
     raw_probability_vector,
+    trait_values,
 )
 
 pytestmark = pytest.mark.unit
@@ -462,3 +465,31 @@ class TestRawProbabilityVector:
         assert vector[1] == pytest.approx(0.7)
         assert float(vector[2:].sum()) == 0.0
         assert not np.any(raw_probability_vector({}))
+
+
+def test_traits_are_the_positive_sides_of_binary_models_read_from_all() -> None:
+    document = json.loads((FIXTURES / "564ccd5c-c4d3-4752-9abf-c33bb085d6a5.json").read_text())
+    highlevel = document["highlevel"]
+    values = trait_values(highlevel)
+    assert len(values) == len(TRAITS)
+    for trait, value in zip(TRAITS, values, strict=True):
+        assert value == highlevel[trait.model]["all"][trait.label]
+    # Missing models, missing labels, non-numbers and impossible probabilities give None.
+    broken = json.loads(json.dumps(highlevel))
+    del broken["mood_happy"]
+    del broken["timbre"]["all"]["bright"]
+    broken["mood_sad"]["all"]["sad"] = "0.5"
+    broken["danceability"]["all"]["danceable"] = 1.5
+    got = dict(zip([t.name for t in TRAITS], trait_values(broken), strict=True))
+    assert got["happy"] is None
+    assert got["bright"] is None
+    assert got["sad"] is None
+    assert got["danceability"] is None
+    assert got["party"] == highlevel["mood_party"]["all"]["party"]
+
+
+def test_trait_columns_point_at_the_trait_labels_in_a_raw_row() -> None:
+    document = json.loads((FIXTURES / "564ccd5c-c4d3-4752-9abf-c33bb085d6a5.json").read_text())
+    raw = raw_probability_vector(document["highlevel"])
+    expected = np.array(trait_values(document["highlevel"]), dtype=np.float32)
+    np.testing.assert_array_equal(raw[list(TRAIT_COLUMNS)], expected)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import random
 import tarfile
 from dataclasses import dataclass
@@ -192,10 +193,10 @@ def test_skipped_list_is_bounded_but_counts_are_not(tmp_path: Path) -> None:
     assert all(s.reason == "invalid_json" for s in selection.skipped)
 
 
-def test_vector_payload_carries_every_indexed_field_and_the_preference() -> None:
+def test_vector_payload_holds_the_filter_fields_and_the_preference() -> None:
+    from musicrec_common.features import TRAITS
     from musicrec_common.model import GenrePrediction
-    from musicrec_vectorstore.payload import payload_for
-    from musicrec_vectorstore.port import PAYLOAD_FIELDS
+    from musicrec_vectorstore.payload import PPM, name_hash, payload_for
 
     track = Track(
         mbid=MBID_A,
@@ -210,15 +211,36 @@ def test_vector_payload_carries_every_indexed_field_and_the_preference() -> None
         tzanetakis=GenrePrediction("pop", 0.4),
         is_placeholder_title=False,
     )
-    payload = payload_for(track)
-    assert set(PAYLOAD_FIELDS) <= set(payload)
-    assert payload == {
+    traits = [0.25] * len(TRAITS)
+    traits[1] = math.nan  # unknown
+    payload = payload_for(track, traits)
+    expected: dict[str, object] = {
         "rosamerica": "roc",
-        "dortmund": None,
+        "rosamerica_p": 700_000,
         "tzanetakis": "pop",
-        "decade": 1990,
+        "tzanetakis_p": 400_000,
         "year": 1994,
         "placeholder": False,
+        "artist": name_hash("Band"),
+        "work": name_hash("Band", "Song"),
         "completeness": 3,
         "submission": 3,
     }
+    expected.update({t.name: PPM // 4 for i, t in enumerate(TRAITS) if i != 1})
+    assert payload == expected
+    # Names that fold alike hash alike; different ones do not.
+    assert name_hash("BAND") == name_hash(" band ") == payload["artist"]
+    assert name_hash("Band", "Song") != name_hash("Band", "Song 2")
+    assert name_hash("Bandsong") != name_hash("Band", "song")
+
+
+@pytest.mark.parametrize("decimal", ["0.57", "0.7", "0.1", "0.29", "0.999999", "0", "1", "0.333333"])
+def test_probability_thresholds_compare_as_the_decimals_do(decimal: str) -> None:
+    from musicrec_vectorstore.payload import ppm_at_least, ppm_at_most, to_ppm
+
+    value = float(decimal)
+    assert ppm_at_least(value) <= to_ppm(value) <= ppm_at_most(value)
+    above = float(decimal) + 1e-6
+    below = float(decimal) - 1e-6
+    assert to_ppm(above) > ppm_at_most(value)
+    assert to_ppm(below) < ppm_at_least(value)

@@ -11,7 +11,21 @@ from musicrec.recommender.v1 import recommender_pb2
 from musicrec_cli.render import recommendation_table
 from musicrec_common.errors import FailedPreconditionError, InvalidArgumentError
 from musicrec_common.model import GenreClassifier, GenrePrediction, Track
-from musicrec_recommender.ranking import resolve_filter, similarity_stats, validate_limit
+from musicrec_recommender.ranking import (
+    Candidate,
+    FilterSpec,
+    TraitBound,
+    query_vector,
+    resolve_filter,
+    select,
+    similarity_stats,
+    trait_penalty,
+    trait_value,
+    validate_limit,
+    validate_traits,
+)
+from musicrec_vectorstore import PayloadValue, Range
+from musicrec_vectorstore.payload import name_hash
 
 pytestmark = pytest.mark.unit
 
@@ -32,46 +46,142 @@ def _track(year: int | None = 1994, rosamerica: str | None = "roc") -> Track:
 
 
 def test_same_genre_and_decade_come_from_the_seed() -> None:
-    equals = resolve_filter(
-        _track(), GenreClassifier.ROSAMERICA, genre=None, same_genre=True, decade=None, same_decade=True
-    )
-    assert equals == {"rosamerica": "roc", "decade": 1990}
-    equals = resolve_filter(
-        _track(), GenreClassifier.DORTMUND, genre=None, same_genre=True, decade=None, same_decade=False
-    )
-    assert equals == {"dortmund": "rock"}
+    spec = resolve_filter(_track(), GenreClassifier.ROSAMERICA, same_genre=True, same_decade=True)
+    assert (spec.genres, spec.decade, spec.min_year, spec.max_year) == (("roc",), 1990, 1990, 1999)
+    spec = resolve_filter(_track(), GenreClassifier.DORTMUND, same_genre=True)
+    assert (spec.genres, spec.decade, spec.min_year, spec.max_year) == (("rock",), None, None, None)
 
 
 def test_explicit_values_win_and_are_validated() -> None:
     seed = _track()
-    equals = resolve_filter(
+    spec = resolve_filter(
         seed, GenreClassifier.ROSAMERICA, genre="jaz", same_genre=True, decade=1960, same_decade=True
     )
-    assert equals == {"rosamerica": "jaz", "decade": 1960}
+    assert (spec.genres, spec.decade) == (("jaz",), 1960)
+    spec = resolve_filter(seed, GenreClassifier.ROSAMERICA, genre="jaz", genres=["pop", "jaz"], decade=1960)
+    assert spec.genres == ("jaz", "pop")
+    # A year range wins over decades.
+    spec = resolve_filter(seed, GenreClassifier.ROSAMERICA, decade=1960, same_decade=True, min_year=1985)
+    assert (spec.decade, spec.min_year, spec.max_year) == (None, 1985, None)
     with pytest.raises(InvalidArgumentError, match="genre: 'jazz' is not a rosamerica label"):
-        resolve_filter(
-            seed, GenreClassifier.ROSAMERICA, genre="jazz", same_genre=False, decade=None, same_decade=False
-        )
+        resolve_filter(seed, GenreClassifier.ROSAMERICA, genre="jazz")
+    with pytest.raises(InvalidArgumentError, match="genres: 'rock' is not a rosamerica label"):
+        resolve_filter(seed, GenreClassifier.ROSAMERICA, genres=["roc", "rock"])
     with pytest.raises(InvalidArgumentError, match="decade"):
-        resolve_filter(
-            seed, GenreClassifier.ROSAMERICA, genre=None, same_genre=False, decade=1995, same_decade=False
-        )
+        resolve_filter(seed, GenreClassifier.ROSAMERICA, decade=1995)
+    with pytest.raises(InvalidArgumentError, match="min_year"):
+        resolve_filter(seed, GenreClassifier.ROSAMERICA, min_year=2000, max_year=1990)
+    with pytest.raises(InvalidArgumentError, match="max_year"):
+        resolve_filter(seed, GenreClassifier.ROSAMERICA, max_year=99999)
+    with pytest.raises(InvalidArgumentError, match="min_genre_probability: needs a genre filter"):
+        resolve_filter(seed, GenreClassifier.ROSAMERICA, min_genre_probability=0.5)
+    with pytest.raises(InvalidArgumentError, match="min_genre_probability: must be in"):
+        resolve_filter(seed, GenreClassifier.ROSAMERICA, genre="roc", min_genre_probability=1.5)
 
 
-def test_a_seed_without_the_needed_facts_is_a_failed_precondition() -> None:
-    with pytest.raises(FailedPreconditionError, match="no known release year"):
-        resolve_filter(
-            _track(year=None),
-            GenreClassifier.ROSAMERICA,
-            genre=None,
-            same_genre=False,
-            decade=None,
-            same_decade=True,
-        )
-    with pytest.raises(FailedPreconditionError, match="tzanetakis"):
-        resolve_filter(
-            _track(), GenreClassifier.TZANETAKIS, genre=None, same_genre=True, decade=None, same_decade=False
-        )
+def test_a_filter_spec_becomes_exact_payload_conditions() -> None:
+    spec = FilterSpec(
+        classifier=GenreClassifier.DORTMUND,
+        genres=("rock", "pop"),
+        min_genre_probability=0.57,
+        min_year=1990,
+        max_year=1999,
+        exclude_ids=("a",),
+        exclude_artists=("Band", "BAND"),
+        traits=(
+            TraitBound("happy", min=0.6),
+            TraitBound("sad", max=0.2, target=0.1),
+            TraitBound("party", target=1),
+        ),
+    )
+    search = spec.search_filter()
+    assert search.any_of == {"dortmund": ["rock", "pop"]}
+    assert search.ranges == {
+        "dortmund_p": Range(gte=570_000),
+        "year": Range(gte=1990, lte=1999),
+        "happy": Range(gte=600_000, lte=None),
+        "sad": Range(gte=None, lte=200_000),
+    }
+    assert search.exclude_values == {"artist": [name_hash("band")]}
+    assert list(search.exclude_ids) == ["a"]
+    assert search.exclude_placeholders is True
+
+
+def test_trait_bounds_are_validated() -> None:
+    assert validate_traits([TraitBound("happy", min=0.2, max=0.4)])
+    for bad, message in (
+        (TraitBound("joy", min=0.1), "unknown trait"),
+        (TraitBound("happy", min=0.5, max=0.4), "above max"),
+        (TraitBound("happy", target=1.2), "must be in"),
+        (TraitBound("happy"), "give min, max or target"),
+    ):
+        with pytest.raises(InvalidArgumentError, match=message):
+            validate_traits([bad])
+    with pytest.raises(InvalidArgumentError, match="given twice"):
+        validate_traits([TraitBound("happy", min=0.1), TraitBound("happy", max=0.9)])
+
+
+def test_the_query_of_several_seeds_and_negative_seeds() -> None:
+    a = np.array([1.0, 0.0, 0.0], dtype=np.float32)
+    b = np.array([0.0, 1.0, 0.0], dtype=np.float32)
+    np.testing.assert_allclose(query_vector([a]), a)
+    np.testing.assert_allclose(query_vector([a, b]), np.array([1, 1, 0]) / np.sqrt(2), atol=1e-7)
+    pushed = query_vector([a], [b])
+    assert float(pushed @ b) < 0 < float(pushed @ a)
+    assert float(np.linalg.norm(pushed)) == pytest.approx(1.0)
+    with pytest.raises(FailedPreconditionError, match="cancel out"):
+        query_vector([a, -a])
+
+
+def _candidate(i: int, score: float, artist: int | None = None, work: int | None = None) -> Candidate:
+    payload: dict[str, PayloadValue] = {}
+    if artist is not None:
+        payload["artist"] = artist
+    if work is not None:
+        payload["work"] = work
+    return Candidate(id=f"t{i}", similarity=score, payload=payload, score=score)
+
+
+def test_selection_caps_artists_and_drops_duplicate_titles() -> None:
+    pool = [
+        _candidate(0, 0.9, artist=1, work=10),
+        _candidate(1, 0.89, artist=1, work=10),  # the same title again
+        _candidate(2, 0.88, artist=1, work=11),
+        _candidate(3, 0.87, artist=1, work=12),
+        _candidate(4, 0.86, artist=1, work=13),  # a fourth by artist 1
+        _candidate(5, 0.85, artist=2, work=20),
+        _candidate(6, 0.84),  # no artist known: never capped
+    ]
+    assert [c.id for c in select(pool, 10)] == ["t0", "t2", "t3", "t5", "t6"]
+    assert [c.id for c in select(pool, 10, max_per_artist=0)] == ["t0", "t2", "t3", "t4", "t5", "t6"]
+    assert [c.id for c in select(pool, 3, max_per_artist=0, include_duplicates=True)] == ["t0", "t1", "t2"]
+    assert [c.id for c in select(pool, 2, max_per_artist=1)] == ["t0", "t5"]
+
+
+def test_selection_follows_scores_and_is_deterministic() -> None:
+    pool = [_candidate(i, s) for i, s in enumerate([0.5, 0.9, 0.7, 0.7])]
+    assert [c.id for c in select(pool, 4)] == ["t1", "t2", "t3", "t0"]
+    assert [c.id for c in select(pool, 4)] == [c.id for c in select(list(pool), 4)]
+
+
+def test_diversity_trades_similarity_for_variety() -> None:
+    near = np.array([1.0, 0.0], dtype=np.float32)
+    other = np.array([0.0, 1.0], dtype=np.float32)
+    pool = [_candidate(0, 0.95), _candidate(1, 0.94), _candidate(2, 0.80)]
+    for candidate, vector in zip(pool, (near, near, other), strict=True):
+        candidate.vector = vector
+    assert [c.id for c in select(pool, 2, diversity=0.0)] == ["t0", "t1"]
+    assert [c.id for c in select(pool, 2, diversity=0.5)] == ["t0", "t2"]
+    with pytest.raises(ValueError, match="diversity"):
+        select(pool, 2, diversity=1.5)
+
+
+def test_trait_targets_penalise_distance() -> None:
+    bounds = [TraitBound("happy", target=0.8), TraitBound("sad", target=0.1), TraitBound("party", min=0.5)]
+    payload: dict[str, PayloadValue] = {"happy": 600_000, "sad": 100_000}
+    assert trait_value(payload, "happy") == pytest.approx(0.6)
+    assert trait_penalty(payload, bounds, 0.5) == pytest.approx(0.5 * 0.2)
+    assert trait_penalty({}, bounds, 1.0) == pytest.approx(1.0)  # both targets unknown: 0.5 each
 
 
 @pytest.mark.parametrize("limit", [0, 101, 1000])

@@ -19,7 +19,7 @@ from typing import ClassVar
 import orjson
 
 from musicrec_common.dates import DateStatus, release_date_from_tags
-from musicrec_common.features import build_feature_vector
+from musicrec_common.features import build_feature_vector, trait_values
 from musicrec_common.model import GenreClassifier, GenrePrediction, ParsedDocument, Track
 from musicrec_common.placeholders import is_placeholder_title
 from musicrec_common.text import normalize_text
@@ -248,7 +248,10 @@ def parse_document_detailed(
         tzanetakis=_genre(highlevel, GenreClassifier.TZANETAKIS),
         is_placeholder_title=is_placeholder_title(title),
     )
-    return ParsedDocument(track=track, features=build_feature_vector(highlevel)), release.status
+    parsed = ParsedDocument(
+        track=track, features=build_feature_vector(highlevel), traits=trait_values(highlevel)
+    )
+    return parsed, release.status
 
 
 def parse_document(

@@ -61,6 +61,8 @@ from musicrec_common.features import (
     FEATURE_DIM,
     FEATURE_LAYOUT,
     RAW_DIM,
+    TRAIT_COLUMNS,
+    TRAITS,
     unit_vector,
 )
 from musicrec_common.model import FeatureVector, GenrePrediction, ParsedDocument, Track
@@ -74,6 +76,7 @@ __all__ = [
     "clr_feature_vector",
     "parse_document_fast",
     "parse_documents_fast",
+    "trait_matrix",
 ]
 
 _NAN = math.nan
@@ -447,8 +450,37 @@ def parse_document_fast(
             built = _track(document, mbid, submission)
             if built is not None:
                 track, status, entries = built
-                return ParsedDocument(track, clr_feature_vector(_blocks(entries))), status
+                blocks = _blocks(entries)
+                return ParsedDocument(track, clr_feature_vector(blocks), _traits(blocks)), status
     return parse_document_detailed(data, source=source, mbid=mbid, submission=submission)
+
+
+# Per trait: (its block's position in FEATURE_LAYOUT, the label's position in the block).
+_TRAIT_PLACES = tuple(
+    (next(i for i, b in enumerate(FEATURE_LAYOUT) if b.model == t.model), block.labels.index(t.label))
+    for t in TRAITS
+    for block in FEATURE_LAYOUT
+    if block.model == t.model
+)
+
+
+def _traits(blocks: Sequence[Sequence[float] | None]) -> tuple[float | None, ...]:
+    """`trait_values` from a document's blocks (NaN marks a missing label)."""
+    out: list[float | None] = []
+    for block, label in _TRAIT_PLACES:
+        values = blocks[block]
+        value = None if values is None else values[label]
+        out.append(value if value is not None and 0.0 <= value <= 1.0 else None)
+    return tuple(out)
+
+
+def trait_matrix(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """`trait_values` of many raw rows at once (see `clr_feature_matrix` for `values`): shape
+    (n, len(TRAITS)), NaN where a trait is unknown."""
+    traits = values[:, list(TRAIT_COLUMNS)].copy()
+    with np.errstate(invalid="ignore"):
+        traits[~((traits >= 0.0) & (traits <= 1.0))] = np.nan
+    return traits
 
 
 # --------------------------------------------------------------------------------------------------
@@ -473,11 +505,13 @@ class FastBatch(NamedTuple):
 
     `results` has one item per input document: (track, date status) or the `DocumentError` that
     `parse_document_detailed` raises for it. `features` has one row per track result, in order:
-    row r belongs to the r-th item of `results` that is not an error.
+    row r belongs to the r-th item of `results` that is not an error; `traits` likewise, one row of
+    `trait_values` per track result with NaN for None.
     """
 
     results: list[tuple[Track, DateStatus] | DocumentError]
     features: npt.NDArray[np.float32]
+    traits: npt.NDArray[np.float64]
 
 
 def parse_documents_fast(documents: Sequence[DocumentInput]) -> FastBatch:
@@ -487,7 +521,7 @@ def parse_documents_fast(documents: Sequence[DocumentInput]) -> FastBatch:
     results: list[tuple[Track, DateStatus] | DocumentError] = []
     flat = array("d")  # the raw probabilities of the fast-path documents, RAW_DIM each
     fast_rows: list[int] = []  # their rows in the output
-    slow: list[tuple[int, npt.NDArray[np.float32]]] = []  # (row, vector) of the reference parser's
+    slow: list[tuple[int, ParsedDocument]] = []  # (row, result) of the reference parser's
     extend = flat.extend
     for data, source, mbid, submission in documents:
         built = None
@@ -508,16 +542,19 @@ def parse_documents_fast(documents: Sequence[DocumentInput]) -> FastBatch:
         except DocumentError as error:
             results.append(error)
             continue
-        slow.append((len(fast_rows) + len(slow), parsed.features))
+        slow.append((len(fast_rows) + len(slow), parsed))
         results.append((parsed.track, status))
 
     features = np.empty((len(fast_rows) + len(slow), FEATURE_DIM), dtype=np.float32)
+    traits = np.empty((len(fast_rows) + len(slow), len(TRAITS)), dtype=np.float64)
     if fast_rows:
         values = np.frombuffer(flat, dtype=np.float64).reshape(len(fast_rows), RAW_DIM)
         features[fast_rows] = clr_feature_matrix(values)
-    for row, vector in slow:
-        features[row] = vector
-    return FastBatch(results, features)
+        traits[fast_rows] = trait_matrix(values)
+    for row, parsed in slow:
+        features[row] = parsed.features
+        traits[row] = [np.nan if value is None else value for value in parsed.traits]
+    return FastBatch(results, features, traits)
 
 
 # --------------------------------------------------------------------------------------------------

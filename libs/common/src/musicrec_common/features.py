@@ -38,9 +38,13 @@ __all__ = [
     "FEATURE_LAYOUT",
     "FEATURE_MODEL_VERSION",
     "RAW_DIM",
+    "TRAITS",
+    "TRAIT_COLUMNS",
     "FeatureBlock",
+    "Trait",
     "build_feature_vector",
     "raw_probability_vector",
+    "trait_values",
     "unit_vector",
 ]
 
@@ -243,3 +247,53 @@ def raw_probability_vector(highlevel: Mapping[str, object]) -> FeatureVector:
             probability = None if distribution is None else _probability(distribution.get(label))
             out.append(0.0 if probability is None else probability)
     return np.asarray(out, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class Trait:
+    """A perceptual trait users can filter and aim at (Spotify-style min/max/target): the probability
+    that the model `model` gives to `label`, e.g. mood_happy's "happy"."""
+
+    name: str
+    model: str
+    label: str
+
+
+# The binary classifiers' positive sides, in a fixed order (the payload and the API use the names).
+TRAITS: tuple[Trait, ...] = (
+    Trait("danceability", "danceability", "danceable"),
+    Trait("acoustic", "mood_acoustic", "acoustic"),
+    Trait("aggressive", "mood_aggressive", "aggressive"),
+    Trait("electronic", "mood_electronic", "electronic"),
+    Trait("happy", "mood_happy", "happy"),
+    Trait("party", "mood_party", "party"),
+    Trait("relaxed", "mood_relaxed", "relaxed"),
+    Trait("sad", "mood_sad", "sad"),
+    Trait("instrumental", "voice_instrumental", "instrumental"),
+    Trait("tonal", "tonal_atonal", "tonal"),
+    Trait("bright", "timbre", "bright"),
+)
+
+
+def _raw_column(model: str, label: str) -> int:
+    column = 0
+    for block in FEATURE_LAYOUT:
+        if block.model == model:
+            return column + block.labels.index(label)
+        column += len(block.labels)
+    raise KeyError(model)
+
+
+TRAIT_COLUMNS: tuple[int, ...] = tuple(_raw_column(t.model, t.label) for t in TRAITS)
+"""Where each trait's probability sits in a raw (RAW_DIM) row, in TRAITS order."""
+
+
+def trait_values(highlevel: Mapping[str, object]) -> tuple[float | None, ...]:
+    """Each trait's probability, in TRAITS order: None where the model or label is missing, not a
+    number, or outside [0, 1]."""
+    out: list[float | None] = []
+    for trait in TRAITS:
+        distribution = _distribution(highlevel, trait.model)
+        value = None if distribution is None else _probability(distribution.get(trait.label))
+        out.append(value if value is not None and 0.0 <= value <= 1.0 else None)
+    return tuple(out)

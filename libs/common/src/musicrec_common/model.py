@@ -109,7 +109,9 @@ class Track:
 
 @dataclass(frozen=True, slots=True)
 class ParsedDocument:
-    """The parser's output for one dump file: the cleaned track and its feature vector."""
+    """The parser's output for one dump file: the cleaned track, its feature vector, and its traits
+    (`features.TRAITS` order: a probability in [0, 1], or None where the document lacks it)."""
 
     track: Track
     features: FeatureVector
+    traits: tuple[float | None, ...]

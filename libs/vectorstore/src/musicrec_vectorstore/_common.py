@@ -211,3 +211,11 @@ def check_batch_size(batch_size: int) -> int:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise VectorStoreError(f"batch_size must be a positive integer, not {batch_size!r}")
     return batch_size
+
+
+def check_metadata(key: object, value: object = "") -> str:
+    if not isinstance(key, str) or not key:
+        raise VectorStoreError(f"metadata keys must be non-empty strings, not {key!r}")
+    if not isinstance(value, str):
+        raise VectorStoreError(f"metadata values must be strings, not {type(value).__name__}")
+    return key

@@ -2,7 +2,8 @@
 
 The rules are the same for both engines:
 - every key of `equals` must hold exactly that value (str -> keyword match, int -> integer match,
-  bool -> bool match);
+  bool -> bool match); `any_of` -> match-any; `ranges` -> an inclusive range; `exclude_values` ->
+  must-not match-any;
 - `exclude_ids` become a must-not has-id condition (ids that are not UUIDs cannot be stored, so
   they are dropped);
 - `exclude_placeholders` becomes must-not placeholder == true (points without the key stay).
@@ -13,6 +14,7 @@ Edge adapter does not need it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +22,7 @@ import numpy as np
 import qdrant_edge as edge
 
 from musicrec_vectorstore._common import try_normalise_id
-from musicrec_vectorstore.port import SearchFilter, VectorStoreError
+from musicrec_vectorstore.port import Range, SearchFilter, VectorStoreError
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -31,29 +33,74 @@ if TYPE_CHECKING:
 PLACEHOLDER_FIELD = "placeholder"
 
 
+Scalar = str | int
+
+
 @dataclass(frozen=True, slots=True)
 class _Conditions:
     """A SearchFilter reduced to engine-neutral terms."""
 
-    equals: list[tuple[str, str | int | bool]]
+    equals: list[tuple[str, Scalar]]
+    any_of: list[tuple[str, list[str] | list[int]]]
+    ranges: list[tuple[str, int | None, int | None]]
+    excluded_values: list[tuple[str, list[str] | list[int]]]
     excluded_ids: list[str]
     exclude_placeholders: bool
 
     @property
     def empty(self) -> bool:
-        return not self.equals and not self.excluded_ids and not self.exclude_placeholders
+        return not (
+            self.equals
+            or self.any_of
+            or self.ranges
+            or self.excluded_values
+            or self.excluded_ids
+            or self.exclude_placeholders
+        )
+
+
+def _key(key: object) -> str:
+    if not isinstance(key, str) or not key:
+        raise VectorStoreError(f"filter field names must be non-empty strings, not {key!r}")
+    return key
+
+
+def _scalar(key: str, value: object) -> Scalar:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise VectorStoreError(
+            f"filter value for {key!r} must be a string or an integer, not {type(value).__name__}"
+        )
+    return value
+
+
+def _values(key: str, values: object) -> list[str] | list[int]:
+    """A non-empty list of values of one type (engines match strings and integers separately)."""
+    if isinstance(values, str | bytes) or not isinstance(values, Sequence):
+        raise VectorStoreError(f"filter values for {key!r} must be a sequence, not {type(values).__name__}")
+    checked = [_scalar(key, value) for value in dict.fromkeys(values)]
+    if not checked:
+        raise VectorStoreError(f"filter values for {key!r} are empty (that would match nothing)")
+    if all(isinstance(v, str) for v in checked):
+        return [v for v in checked if isinstance(v, str)]
+    if all(isinstance(v, int) for v in checked):
+        return [v for v in checked if isinstance(v, int)]
+    raise VectorStoreError(f"filter values for {key!r} mix strings and integers")
 
 
 def _conditions(search_filter: SearchFilter) -> _Conditions:
-    equals: list[tuple[str, str | int | bool]] = []
-    for key, value in search_filter.equals.items():
-        if not isinstance(key, str) or not key:
-            raise VectorStoreError(f"filter field names must be non-empty strings, not {key!r}")
-        if not isinstance(value, str | int):
-            raise VectorStoreError(
-                f"filter value for {key!r} must be a string or an integer, not {type(value).__name__}"
-            )
-        equals.append((key, value))
+    equals = [(_key(k), _scalar(k, v)) for k, v in search_filter.equals.items()]
+    any_of = [(_key(k), _values(k, v)) for k, v in search_filter.any_of.items()]
+    excluded_values = [(_key(k), _values(k, v)) for k, v in search_filter.exclude_values.items()]
+    ranges: list[tuple[str, int | None, int | None]] = []
+    for key, bounds in search_filter.ranges.items():
+        if not isinstance(bounds, Range):
+            raise VectorStoreError(f"the range for {key!r} must be a Range, not {type(bounds).__name__}")
+        for bound in (bounds.gte, bounds.lte):
+            if bound is not None and (isinstance(bound, bool) or not isinstance(bound, int)):
+                raise VectorStoreError(f"range bounds for {key!r} must be integers, not {bound!r}")
+        if bounds.gte is None and bounds.lte is None:
+            continue
+        ranges.append((_key(key), bounds.gte, bounds.lte))
     if isinstance(search_filter.exclude_ids, str):
         raise VectorStoreError("exclude_ids must be a sequence of ids, not a single string")
     excluded: list[str] = []
@@ -63,7 +110,9 @@ def _conditions(search_filter: SearchFilter) -> _Conditions:
         if normalised is not None and normalised not in seen:
             seen.add(normalised)
             excluded.append(normalised)
-    return _Conditions(equals, excluded, bool(search_filter.exclude_placeholders))
+    return _Conditions(
+        equals, any_of, ranges, excluded_values, excluded, bool(search_filter.exclude_placeholders)
+    )
 
 
 def _edge_match(value: str | int | bool) -> edge.MatchValue:
@@ -87,7 +136,14 @@ def edge_filter(search_filter: SearchFilter) -> edge.Filter | None:
     must: list[ConditionType] = [
         edge.FieldCondition(key, match=_edge_match(value)) for key, value in conditions.equals
     ]
-    must_not: list[ConditionType] = []
+    must += [edge.FieldCondition(key, match=edge.MatchAny(values)) for key, values in conditions.any_of]
+    must += [
+        edge.FieldCondition(key, range=edge.RangeFloat(gte=low, lte=high))
+        for key, low, high in conditions.ranges
+    ]
+    must_not: list[ConditionType] = [
+        edge.FieldCondition(key, match=edge.MatchAny(values)) for key, values in conditions.excluded_values
+    ]
     if conditions.excluded_ids:
         point_ids: set[int | UUID | str] = set(conditions.excluded_ids)
         must_not.append(edge.HasIdCondition(point_ids))
@@ -107,7 +163,17 @@ def client_filter(search_filter: SearchFilter) -> models.Filter | None:
         models.FieldCondition(key=key, match=models.MatchValue(value=value))
         for key, value in conditions.equals
     ]
-    must_not: list[models.Condition] = []
+    must += [
+        models.FieldCondition(key=key, match=models.MatchAny(any=values)) for key, values in conditions.any_of
+    ]
+    must += [
+        models.FieldCondition(key=key, range=models.Range(gte=low, lte=high))
+        for key, low, high in conditions.ranges
+    ]
+    must_not: list[models.Condition] = [
+        models.FieldCondition(key=key, match=models.MatchAny(any=values))
+        for key, values in conditions.excluded_values
+    ]
     if conditions.excluded_ids:
         has_id: list[models.ExtendedPointId] = list(conditions.excluded_ids)
         must_not.append(models.HasIdCondition(has_id=has_id))

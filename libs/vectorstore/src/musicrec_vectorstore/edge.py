@@ -11,6 +11,7 @@ is worth calling once after a large ingest; it blocks while it runs.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +26,7 @@ from musicrec_vectorstore._common import (
     RecordReads,
     check_batch_size,
     check_dimension,
+    check_metadata,
     id_to_str,
     point_batch,
     prepare_query,
@@ -49,6 +51,8 @@ if TYPE_CHECKING:
 __all__ = ["EdgeVectorStore"]
 
 _CONFIG_FILE = "edge_config.json"
+# musicrec's own file in the shard folder (the engine ignores it): metadata such as the feature model.
+_METADATA_FILE = "musicrec_metadata.json"
 _SEGMENTS_DIR = "segments"
 
 
@@ -91,6 +95,7 @@ class EdgeVectorStore(RecordReads):
         self._batch_size = batch_size
         self._shard: edge.EdgeShard | None = self._open(hnsw_m, hnsw_ef_construct)
         try:
+            self._metadata = self._read_metadata()
             self._ensure_payload_indexes()
         except BaseException:
             self.close()
@@ -152,6 +157,18 @@ class EdgeVectorStore(RecordReads):
         except (OSError, ValueError, KeyError, TypeError):
             return None
         return size if isinstance(size, int) else None
+
+    def _read_metadata(self) -> dict[str, str]:
+        path = self._path / _METADATA_FILE
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise VectorStoreError(f"cannot read {path}: {exc}") from exc
+        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+            raise VectorStoreError(f"{path} is not a JSON object of strings; was it edited by hand?")
+        return {str(k): v for k, v in data.items()}
 
     def _ensure_payload_indexes(self) -> None:
         shard = self._live()
@@ -247,6 +264,25 @@ class EdgeVectorStore(RecordReads):
                 yield point_batch(records, self._dimension)
             if offset is None or not records:
                 return
+
+    def get_metadata(self, key: str) -> str | None:
+        self._live()
+        return self._metadata.get(check_metadata(key))
+
+    def set_metadata(self, key: str, value: str) -> None:
+        self._live()
+        updated = {**self._metadata, check_metadata(key, value): value}
+        path = self._path / _METADATA_FILE
+        temporary = path.with_suffix(".tmp")
+        try:
+            with temporary.open("w", encoding="utf-8") as handle:
+                json.dump(updated, handle, indent=2, sort_keys=True)
+                handle.flush()
+                os.fsync(handle.fileno())
+            temporary.replace(path)
+        except OSError as exc:
+            raise VectorStoreError(f"cannot write {path}: {exc}") from exc
+        self._metadata = updated
 
     def flush(self) -> None:
         shard = self._live()

@@ -22,6 +22,7 @@ __all__ = [
     "Hit",
     "PayloadValue",
     "PointBatch",
+    "Range",
     "SearchFilter",
     "VectorStore",
     "VectorStoreError",
@@ -30,12 +31,12 @@ __all__ = [
 
 PayloadValue = str | int | float | bool | None
 
-# Payload fields that carry an index, with their kind. Every point carries these keys.
+# Payload fields that carry an index, with their kind: the filters every request may use. Other
+# payload fields (see payload.py) are filtered without an index, after these narrowed the candidates.
 PAYLOAD_FIELDS: Mapping[str, str] = {
     "rosamerica": "keyword",
     "dortmund": "keyword",
     "tzanetakis": "keyword",
-    "decade": "integer",
     "year": "integer",
     "placeholder": "bool",
 }
@@ -50,15 +51,30 @@ class VectorStoreUnavailableError(VectorStoreError, UnavailableError):
 
 
 @dataclass(frozen=True, slots=True)
-class SearchFilter:
-    """Exact conditions every hit must satisfy.
+class Range:
+    """An inclusive range of an integer payload field; None leaves that side open."""
 
-    `equals` maps a payload field to the value it must hold (e.g. {"rosamerica": "roc", "decade": 1990});
-    `exclude_ids` are point ids (MBIDs) never returned; `exclude_placeholders` drops points whose
-    payload has placeholder = true.
+    gte: int | None = None
+    lte: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SearchFilter:
+    """Exact conditions every hit must satisfy (all of them at once).
+
+    - `equals`: the field holds exactly this value (e.g. {"rosamerica": "roc"});
+    - `any_of`: the field holds one of these values (e.g. {"dortmund": ["rock", "pop"]});
+    - `ranges`: the integer field lies in the range (e.g. {"year": Range(1990, 1999)});
+    - `exclude_values`: the field holds none of these values (points without the field stay);
+    - `exclude_ids`: point ids (MBIDs) never returned;
+    - `exclude_placeholders`: drop points whose payload has placeholder = true.
+    A point without a field never satisfies `equals`, `any_of` or `ranges` on it.
     """
 
     equals: Mapping[str, str | int] = field(default_factory=dict)
+    any_of: Mapping[str, Sequence[str | int]] = field(default_factory=dict)
+    ranges: Mapping[str, Range] = field(default_factory=dict)
+    exclude_values: Mapping[str, Sequence[str | int]] = field(default_factory=dict)
     exclude_ids: Sequence[str] = ()
     exclude_placeholders: bool = True
 
@@ -116,6 +132,14 @@ class VectorStore(Protocol):
     def iter_points(self, batch_size: int = 1024) -> Iterator[PointBatch]:
         """Every stored point, in batches of at most `batch_size`, each point exactly once (in an
         engine-defined order). For evaluation and export; not for the request path."""
+        ...
+
+    def get_metadata(self, key: str) -> str | None:
+        """A text value stored with the index under `key` (e.g. its feature model), or None."""
+        ...
+
+    def set_metadata(self, key: str, value: str) -> None:
+        """Store `value` with the index under `key`, durably, replacing what was there."""
         ...
 
     def flush(self) -> None:

@@ -6,6 +6,7 @@ server in tests: it searches exactly and ignores payload indexes.
 
 from __future__ import annotations
 
+import uuid
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from musicrec_vectorstore._common import (
     RecordReads,
     check_batch_size,
     check_dimension,
+    check_metadata,
     id_to_str,
     point_batch,
     prepare_query,
@@ -43,6 +45,7 @@ __all__ = ["DEFAULT_TIMEOUT_SECONDS", "QdrantServerVectorStore"]
 DEFAULT_TIMEOUT_SECONDS = 10
 
 _HNSW = models.HnswConfigDiff(m=16, ef_construct=100)
+_METADATA_NAMESPACE = uuid.UUID("6f1c1f0e-7d53-4c55-9d7e-2b1f4a8e9c01")
 _UNAVAILABLE_STATUSES = frozenset({502, 503, 504})
 
 
@@ -292,6 +295,36 @@ class QdrantServerVectorStore(RecordReads):
             if next_offset is None or not records:
                 return
             offset = next_offset
+
+    @property
+    def _metadata_collection(self) -> str:
+        return f"{self._collection}__musicrec_metadata"
+
+    def get_metadata(self, key: str) -> str | None:
+        """Metadata lives in a companion collection (one point per key, a 1-d vector, the value in
+        its payload): Qdrant has no free-form collection metadata that every version supports."""
+        client = self._live()
+        point_id = str(uuid.uuid5(_METADATA_NAMESPACE, check_metadata(key)))
+        with self._engine("read metadata from"):
+            if not client.collection_exists(self._metadata_collection):
+                return None
+            records = client.retrieve(self._metadata_collection, [point_id], with_payload=True)
+        if not records:
+            return None
+        value = (records[0].payload or {}).get("value")
+        return value if isinstance(value, str) else None
+
+    def set_metadata(self, key: str, value: str) -> None:
+        client = self._live()
+        point_id = str(uuid.uuid5(_METADATA_NAMESPACE, check_metadata(key, value)))
+        with self._engine("write metadata to"):
+            if not client.collection_exists(self._metadata_collection):
+                client.create_collection(
+                    self._metadata_collection,
+                    vectors_config=models.VectorParams(size=1, distance=models.Distance.DOT),
+                )
+            point = models.PointStruct(id=point_id, vector=[1.0], payload={"key": key, "value": value})
+            client.upsert(self._metadata_collection, points=[point], wait=True)
 
     def flush(self) -> None:
         """Upserts wait for the server's write-ahead log, so they are durable once accepted."""

@@ -169,6 +169,9 @@ class BatchResult:
     features: npt.NDArray[np.float32]
     payloads: list[dict[str, PayloadValue]]
     mbids: npt.NDArray[np.uint8]
+    # The feature vector of every valid document, duplicates included, in input order: what a
+    # feature model is fitted on (so the fit does not depend on how documents were batched).
+    document_features: npt.NDArray[np.float32]
     counts: IngestCounts = field(default_factory=IngestCounts)
     skipped: list[Skipped] = field(default_factory=list)
     parse_seconds: float = 0.0
@@ -199,8 +202,9 @@ def parse_batch(documents: PackedDocuments | Sequence[Document]) -> BatchResult:
         documents = PackedDocuments.pack(documents)
     counts = IngestCounts()
     skipped: list[Skipped] = []
-    chosen: dict[str, tuple[Track, npt.NDArray[np.float32]]] = {}
+    chosen: dict[str, tuple[Track, int]] = {}  # MBID -> (track, its row in `parsed`)
     valid: list[str] = []
+    valid_rows: list[int] = []
 
     def skip(source: str, reason: str, detail: str) -> None:
         count_problem(counts, reason)
@@ -216,7 +220,7 @@ def parse_batch(documents: PackedDocuments | Sequence[Document]) -> BatchResult:
             skip(source, outcome.reason, str(outcome))
             continue
         track, date_status = outcome
-        features = parsed.features[row]
+        track_row = row
         row += 1
         counts.documents_parsed += 1
         if track.title is None:
@@ -231,23 +235,23 @@ def parse_batch(documents: PackedDocuments | Sequence[Document]) -> BatchResult:
             counts.invalid_release_date += 1
         counts.placeholder_titles += track.is_placeholder_title
         valid.append(track.mbid)
+        valid_rows.append(track_row)
         current = chosen.get(track.mbid)
         if current is None or track.preference_key() > current[0].preference_key():
-            chosen[track.mbid] = (track, features)
+            chosen[track.mbid] = (track, track_row)
     ordered = [chosen[mbid] for mbid in sorted(chosen)]
-    features = (
-        np.stack([f for _, f in ordered]).astype(np.float32, copy=False)
-        if ordered
-        else np.zeros((0, FEATURE_DIM), dtype=np.float32)
-    )
+    rows = [r for _, r in ordered]
+    features = parsed.features[rows] if ordered else np.zeros((0, FEATURE_DIM), dtype=np.float32)
+    traits = parsed.traits[rows].tolist() if ordered else []
     tracks = [t for t, _ in ordered]
     request = catalog_pb2.UpsertTracksRequest(tracks=[track_to_proto(t) for t in tracks])
     return BatchResult(
         ids=[t.mbid for t in tracks],
         catalog_request=request.SerializeToString(),
         features=features,
-        payloads=[payload_for(t) for t in tracks],
+        payloads=[payload_for(t, trait_row) for t, trait_row in zip(tracks, traits, strict=True)],
         mbids=mbid_keys(valid),
+        document_features=parsed.features[valid_rows],
         counts=counts,
         skipped=skipped,
         parse_seconds=time.perf_counter() - started,

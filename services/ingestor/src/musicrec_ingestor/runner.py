@@ -28,6 +28,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from musicrec_common.feature_model import FeatureModel, fit
 from musicrec_common.logging import log_event
 from musicrec_common.progress import ProgressMeter
 from musicrec_ingestor.checkpoint import Checkpoint, CheckpointStore, sources_key
@@ -51,6 +52,7 @@ from musicrec_ingestor.sources import (
     source_bytes,
 )
 from musicrec_vectorstore import VectorStore
+from musicrec_vectorstore.feature_models import load_feature_model, save_feature_model
 
 __all__ = [
     "CatalogSink",
@@ -77,6 +79,8 @@ class IngestOptions:
     # Worker processes for parsing; 0 parses in a thread of this process (small inputs, tests).
     workers: int = 2
     checkpoint_dir: Path | None = None
+    # An index without a feature model gets one fitted on the first `fit_documents` valid documents.
+    fit_documents: int = 20_000
 
 
 @dataclass(frozen=True)
@@ -271,6 +275,7 @@ async def run_ingest(
     resumed_from = counts.documents_read
     distinct_in_memory: list[np.ndarray] = []  # only without a checkpoint folder
 
+    model = await asyncio.to_thread(load_feature_model, vectors)
     read_busy = [0.0]
     read_before = stages["read"]
     first_bytes = [0]  # bytes already covered by a checkpoint (re-read quickly on resume)
@@ -294,7 +299,7 @@ async def run_ingest(
             # The two stores are independent (each applies the preference rule itself): write both at once.
             (inserted, updated, unchanged), written = await asyncio.gather(
                 timed("catalog", catalog(result.catalog_request)),
-                timed("vectors", asyncio.to_thread(_upsert_vectors, vectors, result)),
+                timed("vectors", asyncio.to_thread(_upsert_vectors, vectors, result, model)),
             )
             counts.tracks_inserted += inserted
             counts.tracks_updated += updated
@@ -333,12 +338,37 @@ async def run_ingest(
     def elapsed() -> float:
         return previous + time.monotonic() - started
 
+    # Batches held back until the feature model is fitted (an index without one gets it from the
+    # first `fit_documents` valid documents of its first ingest; nothing is written before that).
+    waiting: list[tuple[RawBatch, BatchResult]] = []
+
+    async def fit_model() -> None:
+        nonlocal model
+        if any(result.ids for _, result in waiting):
+            model = await timed(
+                "vectors", asyncio.to_thread(_fit_and_save, vectors, waiting, options.fit_documents)
+            )
+            log_event(log, "feature model fitted", model=model.model_id, tracks=model.fitted_on)
+
     # aclosing: a run stopped early (the client went away) stops the reader and the workers now.
     async with contextlib.aclosing(parse_stage(paths, state, options, read_busy)) as batches:
         async for raw, result in batches:
             if first_bytes[0] == 0 and resumed:
                 first_bytes[0] = raw.bytes_done
+            if model is None:
+                waiting.append((raw, result))
+                if sum(len(r.document_features) for _, r in waiting) < options.fit_documents:
+                    continue
+                await fit_model()
+                for held in waiting:
+                    yield await commit(*held)
+                waiting.clear()
+                continue
             yield await commit(raw, result)
+    if waiting:
+        await fit_model()
+        for held in waiting:
+            yield await commit(*held)
     await timed("vectors", asyncio.to_thread(vectors.flush))
 
     if store:
@@ -361,15 +391,28 @@ async def run_ingest(
     yield report
 
 
-def _upsert_vectors(vectors: VectorStore, result: BatchResult) -> int:
-    """Write the vectors whose submission is preferred over what the index holds (see pipeline)."""
+def _fit_and_save(
+    vectors: VectorStore, batches: Sequence[tuple[RawBatch, BatchResult]], documents: int
+) -> FeatureModel:
+    """Fit on the first `documents` valid documents of the run, in input order, whatever the batches."""
+    model = fit(np.concatenate([result.document_features for _, result in batches])[:documents])
+    save_feature_model(vectors, model)
+    return model
+
+
+def _upsert_vectors(vectors: VectorStore, result: BatchResult, model: FeatureModel | None) -> int:
+    """Write the vectors whose submission is preferred over what the index holds (see pipeline),
+    transformed by the index's feature model."""
     stored = vectors.get_payloads(result.ids)
     winners = vector_winners(result.ids, result.payloads, stored)
     if not winners:
         return 0
+    if model is None:
+        raise RuntimeError("vectors written before the index has a feature model")
     if len(winners) == len(result.ids):
-        vectors.upsert(result.ids, result.features, result.payloads)
+        vectors.upsert(result.ids, model.transform(result.features), result.payloads)
     else:
         ids, payloads = result.ids, result.payloads
-        vectors.upsert([ids[i] for i in winners], result.features[winners], [payloads[i] for i in winners])
+        chosen = model.transform(result.features[winners])
+        vectors.upsert([ids[i] for i in winners], chosen, [payloads[i] for i in winners])
     return len(winners)

@@ -1,22 +1,42 @@
-"""The RecommenderService gRPC servicer: resolve the seed, filtered vector search, catalog enrichment."""
+"""The RecommenderService gRPC servicer: resolve the seeds, filtered vector search, selection,
+catalog enrichment, explanations."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
+from collections.abc import Sequence
 from typing import Any
 
 import grpc
+import numpy as np
+import numpy.typing as npt
 
 from musicrec.recommender.v1 import recommender_pb2, recommender_pb2_grpc
 from musicrec_common.catalog_client import CatalogClient
 from musicrec_common.convert import normalize_mbid
 from musicrec_common.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
-from musicrec_common.features import FEATURE_MODEL_VERSION
+from musicrec_common.feature_model import group_agreement
 from musicrec_common.logging import log_event
 from musicrec_common.model import GenreClassifier, Track
-from musicrec_recommender.ranking import resolve_filter, similarity_stats, validate_limit
-from musicrec_vectorstore import SearchFilter, VectorStore
+from musicrec_recommender.ranking import (
+    DEFAULT_MAX_PER_ARTIST,
+    DEFAULT_TARGET_WEIGHT,
+    Candidate,
+    FilterSpec,
+    TraitBound,
+    query_vector,
+    resolve_filter,
+    select,
+    similarity_stats,
+    trait_penalty,
+    trait_value,
+    validate_limit,
+    validate_traits,
+)
+from musicrec_vectorstore import Hit, VectorStore
+from musicrec_vectorstore.feature_models import FeatureModelRef
 
 __all__ = ["RecommenderServicer"]
 
@@ -34,9 +54,23 @@ _CLASSIFIER_ENUM = {
     GenreClassifier.DORTMUND: recommender_pb2.GENRE_CLASSIFIER_DORTMUND,
     GenreClassifier.TZANETAKIS: recommender_pb2.GENRE_CLASSIFIER_TZANETAKIS,
 }
+# Trait enum value -> payload key (TRAIT_UNSPECIFIED has none).
+_TRAITS = {
+    value: name.removeprefix("TRAIT_").lower()
+    for name, value in recommender_pb2.Trait.items()
+    if value != recommender_pb2.TRAIT_UNSPECIFIED
+}
+_TRAIT_ENUM = {key: value for value, key in _TRAITS.items()}
+MAX_SEEDS = 20
+# Candidates asked of the index per result when results are filtered after the search; the ask
+# doubles while too few survive and the index still has more.
+_OVERSAMPLE = 5
+_MAX_CANDIDATES = 2_000
 
 
-def _to_proto(track: Track, similarity: float = 0.0, rank: int = 0) -> recommender_pb2.RecommendedTrack:
+def _to_proto(
+    track: Track, similarity: float = 0.0, rank: int = 0, score: float | None = None
+) -> recommender_pb2.RecommendedTrack:
     message = recommender_pb2.RecommendedTrack(
         mbid=track.mbid,
         artist=track.artist or "",
@@ -47,79 +81,286 @@ def _to_proto(track: Track, similarity: float = 0.0, rank: int = 0) -> recommend
         tzanetakis=track.tzanetakis.label if track.tzanetakis else "",
         similarity=similarity,
         rank=rank,
+        score=similarity if score is None else score,
     )
     if track.year is not None:
         message.year = track.year
     return message
 
 
+def _optional(message: Any, name: str) -> Any:
+    return getattr(message, name) if message.HasField(name) else None
+
+
+def _trait_bounds(request: recommender_pb2.RecommendRequest) -> tuple[TraitBound, ...]:
+    bounds = []
+    for i, item in enumerate(request.traits):
+        if item.trait not in _TRAITS:
+            raise InvalidArgumentError(f"traits[{i}].trait", "give a trait (TRAIT_UNSPECIFIED is not one)")
+        bounds.append(
+            TraitBound(
+                _TRAITS[item.trait], _optional(item, "min"), _optional(item, "max"), _optional(item, "target")
+            )
+        )
+    return validate_traits(bounds)
+
+
+def _facts(track: Track, seed: Track, bounds: Sequence[TraitBound], hit: Candidate) -> list[str]:
+    """Plain-language reasons besides the feature groups: what the track shares with the first seed,
+    and its traits where the request bounds or targets them."""
+    facts = []
+    for classifier in GenreClassifier:
+        mine, theirs = track.genre(classifier), seed.genre(classifier)
+        if mine is not None and theirs is not None and mine.label == theirs.label:
+            facts.append(f"same {classifier.value} genre as the seed: {mine.label}")
+    if track.decade is not None and track.decade == seed.decade:
+        facts.append(f"same decade as the seed: {track.decade}s")
+    for bound in bounds:
+        value = trait_value(hit.payload, bound.trait)
+        if value is None:
+            continue
+        if bound.target is not None:
+            facts.append(f"{bound.trait} {value:.2f} (target {bound.target:.2f})")
+        else:
+            facts.append(f"{bound.trait} {value:.2f} (within the bounds asked)")
+    return facts
+
+
 class RecommenderServicer(recommender_pb2_grpc.RecommenderServiceServicer):
     def __init__(self, catalog: CatalogClient, vectors: VectorStore) -> None:
         self._catalog = catalog
         self._vectors = vectors
+        self._models = FeatureModelRef(vectors)
 
-    async def _resolve_seed(self, request: recommender_pb2.RecommendRequest) -> Track:
+    async def _resolve(self, seeds: Sequence[tuple[str, str, str]]) -> list[Track]:
+        """Tracks for (field, kind, value) seeds, in order; kind is "mbid" or "query"."""
+        by_mbid: dict[str, str] = {}
+        for field_name, kind, value in seeds:
+            if kind == "mbid":
+                by_mbid[normalize_mbid(value, field_name)] = field_name
+        found = {t.mbid: t for t in await self._catalog.get_tracks(list(by_mbid))} if by_mbid else {}
+        tracks: list[Track] = []
+        for field_name, kind, value in seeds:
+            if kind == "mbid":
+                mbid = normalize_mbid(value, field_name)
+                if mbid not in found:
+                    raise NotFoundError(f"no track with MBID {mbid} in the catalog ({field_name})")
+                tracks.append(found[mbid])
+                continue
+            if not value.strip():
+                raise InvalidArgumentError(field_name, "the seed query is empty")
+            matches = await self._catalog.search(query=value, limit=1)
+            if not matches:
+                raise NotFoundError(f"no track in the catalog matches {value!r} ({field_name})")
+            tracks.append(matches[0])
+        return tracks
+
+    @staticmethod
+    def _seed_specs(
+        request: recommender_pb2.RecommendRequest,
+    ) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
+        positive: list[tuple[str, str, str]] = []
         which = request.WhichOneof("seed")
         if which == "seed_mbid":
-            mbid = normalize_mbid(request.seed_mbid, "seed_mbid")
-            found = await self._catalog.get_tracks([mbid])
-            if not found:
-                raise NotFoundError(f"no track with MBID {mbid} in the catalog")
-            return found[0]
-        if which == "seed_query" and request.seed_query.strip():
-            matches = await self._catalog.search(query=request.seed_query, limit=1)
-            if not matches:
-                raise NotFoundError(f"no track in the catalog matches {request.seed_query!r}")
-            return matches[0]
-        raise InvalidArgumentError("seed", "give seed_mbid or seed_query")
+            positive.append(("seed_mbid", "mbid", request.seed_mbid))
+        elif which == "seed_query":
+            positive.append(("seed_query", "query", request.seed_query))
+        negative: list[tuple[str, str, str]] = []
+        for name, seeds, out in (
+            ("seeds", request.seeds, positive),
+            ("negative_seeds", request.negative_seeds, negative),
+        ):
+            for i, seed in enumerate(seeds):
+                kind = seed.WhichOneof("track")
+                if kind is None:
+                    raise InvalidArgumentError(f"{name}[{i}]", "give mbid or query")
+                out.append((f"{name}[{i}].{kind}", kind, getattr(seed, kind)))
+        if not positive:
+            raise InvalidArgumentError("seed", "give seed_mbid, seed_query or seeds")
+        if len(positive) + len(negative) > MAX_SEEDS:
+            raise InvalidArgumentError("seeds", f"at most {MAX_SEEDS} seeds, positive and negative together")
+        return positive, negative
 
     async def Recommend(
         self, request: recommender_pb2.RecommendRequest, context: Context
     ) -> recommender_pb2.RecommendResponse:
         limit = validate_limit(request.limit)
+        feature_model = await asyncio.to_thread(self._models.current)
+        if request.feature_model and request.feature_model != feature_model:
+            raise FailedPreconditionError(
+                f"the index was built with feature model {feature_model or '(none yet)'}, not "
+                f"{request.feature_model}; results from different feature models are not comparable"
+            )
         if request.genre_classifier not in _CLASSIFIERS:
             raise InvalidArgumentError("genre_classifier", f"unknown value {request.genre_classifier}")
         classifier = _CLASSIFIERS[request.genre_classifier]
-        seed = await self._resolve_seed(request)
-        equals = resolve_filter(
-            seed,
+        bounds = _trait_bounds(request)
+        diversity = request.diversity
+        if not (math.isfinite(diversity) and 0.0 <= diversity <= 1.0):
+            raise InvalidArgumentError("diversity", f"must be in [0, 1], got {diversity}")
+        min_similarity = _optional(request, "min_similarity")
+        if min_similarity is not None and not (
+            math.isfinite(min_similarity) and -1.0 <= min_similarity <= 1.0
+        ):
+            raise InvalidArgumentError("min_similarity", f"must be in [-1, 1], got {min_similarity}")
+        weight = _optional(request, "target_weight")
+        weight = DEFAULT_TARGET_WEIGHT if weight is None else weight
+        if not (math.isfinite(weight) and weight >= 0.0):
+            raise InvalidArgumentError("target_weight", f"must be a non-negative number, got {weight}")
+        cap = DEFAULT_MAX_PER_ARTIST if not request.HasField("max_per_artist") else request.max_per_artist
+
+        positive_specs, negative_specs = self._seed_specs(request)
+        seeds = await self._resolve(positive_specs)
+        negatives = await self._resolve(negative_specs)
+        first = seeds[0]
+        spec = resolve_filter(
+            first,
             classifier,
             genre=request.genre or None,
+            genres=list(request.genres),
             same_genre=request.same_genre,
-            decade=request.decade if request.HasField("decade") else None,
+            min_genre_probability=_optional(request, "min_genre_probability"),
+            decade=_optional(request, "decade"),
             same_decade=request.same_decade,
+            min_year=_optional(request, "min_year"),
+            max_year=_optional(request, "max_year"),
         )
-        stored = await asyncio.to_thread(self._vectors.get_vectors, [seed.mbid])
-        if seed.mbid not in stored:
+        all_seeds = [*seeds, *negatives]
+        spec = FilterSpec(
+            classifier=spec.classifier,
+            genres=spec.genres,
+            min_genre_probability=spec.min_genre_probability,
+            decade=spec.decade,
+            min_year=spec.min_year,
+            max_year=spec.max_year,
+            include_placeholders=request.include_placeholders,
+            exclude_ids=tuple(dict.fromkeys(t.mbid for t in all_seeds)),
+            exclude_artists=tuple(dict.fromkeys(t.artist for t in seeds if t.artist is not None))
+            if request.exclude_seed_artists
+            else (),
+            traits=bounds,
+        )
+
+        stored = await asyncio.to_thread(self._vectors.get_vectors, [t.mbid for t in all_seeds])
+        missing = [t.mbid for t in all_seeds if t.mbid not in stored]
+        if missing:
             raise FailedPreconditionError(
-                f"track {seed.mbid} is in the catalog but not in the vector index; run the ingest again"
+                f"track {missing[0]} is in the catalog but not in the vector index; run the ingest again"
             )
-        search_filter = SearchFilter(
-            equals=equals, exclude_ids=[seed.mbid], exclude_placeholders=not request.include_placeholders
+        query = query_vector([stored[t.mbid] for t in seeds], [stored[t.mbid] for t in negatives])
+        candidates, considered = await asyncio.to_thread(
+            self._candidates,
+            query,
+            limit,
+            spec,
+            bounds,
+            weight,
+            cap,
+            request.include_duplicates,
+            diversity,
+            min_similarity,
         )
-        hits = await asyncio.to_thread(self._vectors.search, stored[seed.mbid], limit, search_filter)
-        by_mbid = {t.mbid: t for t in await self._catalog.get_tracks([h.id for h in hits])} if hits else {}
+
+        by_mbid = (
+            {t.mbid: t for t in await self._catalog.get_tracks([c.id for c in candidates])}
+            if candidates
+            else {}
+        )
+        vectors = (
+            await asyncio.to_thread(self._vectors.get_vectors, [c.id for c in candidates if c.vector is None])
+            if candidates
+            else {}
+        )
         results: list[recommender_pb2.RecommendedTrack] = []
-        for hit in hits:
-            track = by_mbid.get(hit.id)
+        for candidate in candidates:
+            track = by_mbid.get(candidate.id)
             if track is None:
-                log_event(log, "vector without catalog row", logging.WARNING, mbid=hit.id)
+                log_event(log, "vector without catalog row", logging.WARNING, mbid=candidate.id)
                 continue
-            results.append(_to_proto(track, hit.score, len(results) + 1))
+            message = _to_proto(track, candidate.similarity, len(results) + 1, candidate.score)
+            vector = candidate.vector if candidate.vector is not None else vectors.get(candidate.id)
+            if vector is not None:
+                agreement = group_agreement(query, vector)
+                for group, contribution in sorted(agreement.items(), key=lambda kv: -kv[1]):
+                    message.explanation.groups.add(group=group, contribution=contribution)
+            message.explanation.facts.extend(_facts(track, first, bounds, candidate))
+            results.append(message)
+
         stats = similarity_stats([r.similarity for r in results])
+        candidate_stats = similarity_stats(considered)
         applied = recommender_pb2.AppliedFilter(
             genre_classifier=_CLASSIFIER_ENUM[classifier],
-            genre=str(equals.get(classifier.value, "")),
-            include_placeholders=request.include_placeholders,
+            genre=spec.genres[0] if len(spec.genres) == 1 else "",
+            genres=list(spec.genres),
+            include_placeholders=spec.include_placeholders,
+            exclude_seed_artists=request.exclude_seed_artists,
+            max_per_artist=cap,
+            include_duplicates=request.include_duplicates,
+            traits=request.traits,
+            diversity=diversity,
         )
-        if "decade" in equals:
-            applied.decade = int(equals["decade"])
+        if spec.decade is not None:
+            applied.decade = spec.decade
+        if spec.min_genre_probability is not None:
+            applied.min_genre_probability = spec.min_genre_probability
+        if spec.min_year is not None:
+            applied.min_year = spec.min_year
+        if spec.max_year is not None:
+            applied.max_year = spec.max_year
+        if min_similarity is not None:
+            applied.min_similarity = min_similarity
         return recommender_pb2.RecommendResponse(
-            seed=_to_proto(seed),
+            seed=_to_proto(first),
+            seeds=[_to_proto(t) for t in seeds],
+            negative_seeds=[_to_proto(t) for t in negatives],
             tracks=results,
-            stats=recommender_pb2.SimilarityStats(
-                count=stats.count, mean=stats.mean, std=stats.std, p95=stats.p95, max=stats.max
-            ),
+            stats=_stats_proto(stats),
+            candidate_stats=_stats_proto(candidate_stats),
             filter=applied,
-            feature_model=FEATURE_MODEL_VERSION,
+            feature_model=feature_model,
         )
+
+    def _candidates(
+        self,
+        query: npt.NDArray[np.float32],
+        limit: int,
+        spec: FilterSpec,
+        bounds: Sequence[TraitBound],
+        weight: float,
+        cap: int,
+        include_duplicates: bool,
+        diversity: float,
+        min_similarity: float | None,
+    ) -> tuple[list[Candidate], list[float]]:
+        """The selected candidates, and the similarities of every candidate that passed the filters."""
+        search_filter = spec.search_filter()
+        targets = any(b.target is not None for b in bounds)
+        post = targets or cap or not include_duplicates or diversity > 0 or min_similarity is not None
+        ask = limit if not post else min(max(limit * _OVERSAMPLE, limit + 20), _MAX_CANDIDATES)
+        while True:
+            hits: list[Hit] = self._vectors.search(query, ask, search_filter)
+            exhausted = len(hits) < ask
+            pool = [
+                Candidate(h.id, h.score, h.payload, h.score - trait_penalty(h.payload, bounds, weight))
+                for h in hits
+                if min_similarity is None or h.score >= min_similarity
+            ]
+            if min_similarity is not None and len(pool) < len(hits):
+                exhausted = True  # hits come best first: the rest are below the threshold too
+            if diversity > 0 and pool:
+                found = self._vectors.get_vectors([c.id for c in pool])
+                for candidate in pool:
+                    candidate.vector = found.get(candidate.id)
+                pool = [c for c in pool if c.vector is not None]
+            chosen = select(
+                pool, limit, max_per_artist=cap, include_duplicates=include_duplicates, diversity=diversity
+            )
+            if len(chosen) >= limit or exhausted or ask >= _MAX_CANDIDATES:
+                return chosen, [c.similarity for c in pool]
+            ask = min(ask * 2, _MAX_CANDIDATES)
+
+
+def _stats_proto(stats: Any) -> recommender_pb2.SimilarityStats:
+    return recommender_pb2.SimilarityStats(
+        count=stats.count, mean=stats.mean, std=stats.std, p95=stats.p95, max=stats.max
+    )

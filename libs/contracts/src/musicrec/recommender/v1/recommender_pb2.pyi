@@ -38,6 +38,110 @@ GENRE_CLASSIFIER_DORTMUND: GenreClassifier.ValueType  # 2
 GENRE_CLASSIFIER_TZANETAKIS: GenreClassifier.ValueType  # 3
 Global___GenreClassifier: _TypeAlias = GenreClassifier  # noqa: Y015
 
+class _Trait:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _TraitEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Trait.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    TRAIT_UNSPECIFIED: _Trait.ValueType  # 0
+    TRAIT_DANCEABILITY: _Trait.ValueType  # 1
+    TRAIT_ACOUSTIC: _Trait.ValueType  # 2
+    TRAIT_AGGRESSIVE: _Trait.ValueType  # 3
+    TRAIT_ELECTRONIC: _Trait.ValueType  # 4
+    TRAIT_HAPPY: _Trait.ValueType  # 5
+    TRAIT_PARTY: _Trait.ValueType  # 6
+    TRAIT_RELAXED: _Trait.ValueType  # 7
+    TRAIT_SAD: _Trait.ValueType  # 8
+    TRAIT_INSTRUMENTAL: _Trait.ValueType  # 9
+    TRAIT_TONAL: _Trait.ValueType  # 10
+    TRAIT_BRIGHT: _Trait.ValueType  # 11
+
+class Trait(_Trait, metaclass=_TraitEnumTypeWrapper):
+    """A perceptual trait: the probability the matching binary classifier gives it, in [0, 1]."""
+
+TRAIT_UNSPECIFIED: Trait.ValueType  # 0
+TRAIT_DANCEABILITY: Trait.ValueType  # 1
+TRAIT_ACOUSTIC: Trait.ValueType  # 2
+TRAIT_AGGRESSIVE: Trait.ValueType  # 3
+TRAIT_ELECTRONIC: Trait.ValueType  # 4
+TRAIT_HAPPY: Trait.ValueType  # 5
+TRAIT_PARTY: Trait.ValueType  # 6
+TRAIT_RELAXED: Trait.ValueType  # 7
+TRAIT_SAD: Trait.ValueType  # 8
+TRAIT_INSTRUMENTAL: Trait.ValueType  # 9
+TRAIT_TONAL: Trait.ValueType  # 10
+TRAIT_BRIGHT: Trait.ValueType  # 11
+Global___Trait: _TypeAlias = Trait  # noqa: Y015
+
+@_typing.final
+class Seed(_message.Message):
+    """A track named by its MusicBrainz recording id or by "Artist - Title" (or a title)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MBID_FIELD_NUMBER: _builtins.int
+    QUERY_FIELD_NUMBER: _builtins.int
+    mbid: _builtins.str
+    query: _builtins.str
+    def __init__(
+        self,
+        *,
+        mbid: _builtins.str = ...,
+        query: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["mbid", b"mbid", "query", b"query", "track", b"track"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["mbid", b"mbid", "query", b"query", "track", b"track"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_track: _TypeAlias = _typing.Literal["mbid", "query"]  # noqa: Y015
+    _WhichOneofArgType_track: _TypeAlias = _typing.Literal["track", b"track"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_track) -> _WhichOneofReturnType_track | None: ...
+
+Global___Seed: _TypeAlias = Seed  # noqa: Y015
+
+@_typing.final
+class TraitTarget(_message.Message):
+    """Bounds (filters: exact) and a target (re-ranking) for one trait, each in [0, 1]."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRAIT_FIELD_NUMBER: _builtins.int
+    MIN_FIELD_NUMBER: _builtins.int
+    MAX_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    trait: Global___Trait.ValueType
+    min: _builtins.float
+    max: _builtins.float
+    target: _builtins.float
+    """Results are re-ranked by similarity - target_weight * |trait - target|."""
+    def __init__(
+        self,
+        *,
+        trait: Global___Trait.ValueType = ...,
+        min: _builtins.float | None = ...,
+        max: _builtins.float | None = ...,
+        target: _builtins.float | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_max", b"_max", "_min", b"_min", "_target", b"_target", "max", b"max", "min", b"min", "target", b"target"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max", b"_max", "_min", b"_min", "_target", b"_target", "max", b"max", "min", b"min", "target", b"target", "trait", b"trait"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__max: _TypeAlias = _typing.Literal["max"]  # noqa: Y015
+    _WhichOneofArgType__max: _TypeAlias = _typing.Literal["_max", b"_max"]  # noqa: Y015
+    _WhichOneofReturnType__min: _TypeAlias = _typing.Literal["min"]  # noqa: Y015
+    _WhichOneofArgType__min: _TypeAlias = _typing.Literal["_min", b"_min"]  # noqa: Y015
+    _WhichOneofReturnType__target: _TypeAlias = _typing.Literal["target"]  # noqa: Y015
+    _WhichOneofArgType__target: _TypeAlias = _typing.Literal["_target", b"_target"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max) -> _WhichOneofReturnType__max | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__min) -> _WhichOneofReturnType__min | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__target) -> _WhichOneofReturnType__target | None: ...
+
+Global___TraitTarget: _TypeAlias = TraitTarget  # noqa: Y015
+
 @_typing.final
 class RecommendRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -51,6 +155,20 @@ class RecommendRequest(_message.Message):
     DECADE_FIELD_NUMBER: _builtins.int
     LIMIT_FIELD_NUMBER: _builtins.int
     INCLUDE_PLACEHOLDERS_FIELD_NUMBER: _builtins.int
+    SEEDS_FIELD_NUMBER: _builtins.int
+    NEGATIVE_SEEDS_FIELD_NUMBER: _builtins.int
+    GENRES_FIELD_NUMBER: _builtins.int
+    MIN_GENRE_PROBABILITY_FIELD_NUMBER: _builtins.int
+    MIN_YEAR_FIELD_NUMBER: _builtins.int
+    MAX_YEAR_FIELD_NUMBER: _builtins.int
+    EXCLUDE_SEED_ARTISTS_FIELD_NUMBER: _builtins.int
+    MAX_PER_ARTIST_FIELD_NUMBER: _builtins.int
+    INCLUDE_DUPLICATES_FIELD_NUMBER: _builtins.int
+    MIN_SIMILARITY_FIELD_NUMBER: _builtins.int
+    TRAITS_FIELD_NUMBER: _builtins.int
+    TARGET_WEIGHT_FIELD_NUMBER: _builtins.int
+    DIVERSITY_FIELD_NUMBER: _builtins.int
+    FEATURE_MODEL_FIELD_NUMBER: _builtins.int
     seed_mbid: _builtins.str
     """MusicBrainz recording id of the seed track."""
     seed_query: _builtins.str
@@ -69,6 +187,43 @@ class RecommendRequest(_message.Message):
     """1..100."""
     include_placeholders: _builtins.bool
     """Also return tracks flagged as placeholder titles (excluded by default)."""
+    min_genre_probability: _builtins.float
+    """With a genre filter: the classifier's probability for that genre is at least this."""
+    min_year: _builtins.int
+    """Only tracks released in [min_year, max_year] (either side may be open); overrides decades."""
+    max_year: _builtins.int
+    exclude_seed_artists: _builtins.bool
+    """Leave out tracks by the seeds' artists."""
+    max_per_artist: _builtins.int
+    """At most this many tracks per artist; unset means 3, 0 means no cap."""
+    include_duplicates: _builtins.bool
+    """Also return several tracks with the same title by the same artist (by default only the best)."""
+    min_similarity: _builtins.float
+    """Only tracks at least this similar to the query, in [-1, 1]."""
+    target_weight: _builtins.float
+    """How much a trait target weighs against similarity (default 0.5)."""
+    diversity: _builtins.float
+    """0 (pure similarity, the default) .. 1 (most varied): maximal marginal relevance re-ranking."""
+    feature_model: _builtins.str
+    """If set, the request is refused (FAILED_PRECONDITION) unless the index was built with this
+    feature model, so that results computed with different vectors are never mixed.
+    """
+    @_builtins.property
+    def seeds(self) -> _containers.RepeatedCompositeFieldContainer[Global___Seed]:
+        """More seeds: results are near all of them (the mean of their vectors)."""
+
+    @_builtins.property
+    def negative_seeds(self) -> _containers.RepeatedCompositeFieldContainer[Global___Seed]:
+        """"Less like this": results are pushed away from these tracks."""
+
+    @_builtins.property
+    def genres(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Only tracks whose genre (by genre_classifier) is one of these; combined with `genre`."""
+
+    @_builtins.property
+    def traits(self) -> _containers.RepeatedCompositeFieldContainer[Global___TraitTarget]:
+        """Trait bounds and targets."""
+
     def __init__(
         self,
         *,
@@ -81,21 +236,113 @@ class RecommendRequest(_message.Message):
         decade: _builtins.int | None = ...,
         limit: _builtins.int = ...,
         include_placeholders: _builtins.bool = ...,
+        seeds: _abc.Iterable[Global___Seed] | None = ...,
+        negative_seeds: _abc.Iterable[Global___Seed] | None = ...,
+        genres: _abc.Iterable[_builtins.str] | None = ...,
+        min_genre_probability: _builtins.float | None = ...,
+        min_year: _builtins.int | None = ...,
+        max_year: _builtins.int | None = ...,
+        exclude_seed_artists: _builtins.bool = ...,
+        max_per_artist: _builtins.int | None = ...,
+        include_duplicates: _builtins.bool = ...,
+        min_similarity: _builtins.float | None = ...,
+        traits: _abc.Iterable[Global___TraitTarget] | None = ...,
+        target_weight: _builtins.float | None = ...,
+        diversity: _builtins.float = ...,
+        feature_model: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_decade", b"_decade", "decade", b"decade", "seed", b"seed", "seed_mbid", b"seed_mbid", "seed_query", b"seed_query"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_decade", b"_decade", "_max_per_artist", b"_max_per_artist", "_max_year", b"_max_year", "_min_genre_probability", b"_min_genre_probability", "_min_similarity", b"_min_similarity", "_min_year", b"_min_year", "_target_weight", b"_target_weight", "decade", b"decade", "max_per_artist", b"max_per_artist", "max_year", b"max_year", "min_genre_probability", b"min_genre_probability", "min_similarity", b"min_similarity", "min_year", b"min_year", "seed", b"seed", "seed_mbid", b"seed_mbid", "seed_query", b"seed_query", "target_weight", b"target_weight"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_decade", b"_decade", "decade", b"decade", "genre", b"genre", "genre_classifier", b"genre_classifier", "include_placeholders", b"include_placeholders", "limit", b"limit", "same_decade", b"same_decade", "same_genre", b"same_genre", "seed", b"seed", "seed_mbid", b"seed_mbid", "seed_query", b"seed_query"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_decade", b"_decade", "_max_per_artist", b"_max_per_artist", "_max_year", b"_max_year", "_min_genre_probability", b"_min_genre_probability", "_min_similarity", b"_min_similarity", "_min_year", b"_min_year", "_target_weight", b"_target_weight", "decade", b"decade", "diversity", b"diversity", "exclude_seed_artists", b"exclude_seed_artists", "feature_model", b"feature_model", "genre", b"genre", "genre_classifier", b"genre_classifier", "genres", b"genres", "include_duplicates", b"include_duplicates", "include_placeholders", b"include_placeholders", "limit", b"limit", "max_per_artist", b"max_per_artist", "max_year", b"max_year", "min_genre_probability", b"min_genre_probability", "min_similarity", b"min_similarity", "min_year", b"min_year", "negative_seeds", b"negative_seeds", "same_decade", b"same_decade", "same_genre", b"same_genre", "seed", b"seed", "seed_mbid", b"seed_mbid", "seed_query", b"seed_query", "seeds", b"seeds", "target_weight", b"target_weight", "traits", b"traits"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__decade: _TypeAlias = _typing.Literal["decade"]  # noqa: Y015
     _WhichOneofArgType__decade: _TypeAlias = _typing.Literal["_decade", b"_decade"]  # noqa: Y015
+    _WhichOneofReturnType__max_per_artist: _TypeAlias = _typing.Literal["max_per_artist"]  # noqa: Y015
+    _WhichOneofArgType__max_per_artist: _TypeAlias = _typing.Literal["_max_per_artist", b"_max_per_artist"]  # noqa: Y015
+    _WhichOneofReturnType__max_year: _TypeAlias = _typing.Literal["max_year"]  # noqa: Y015
+    _WhichOneofArgType__max_year: _TypeAlias = _typing.Literal["_max_year", b"_max_year"]  # noqa: Y015
+    _WhichOneofReturnType__min_genre_probability: _TypeAlias = _typing.Literal["min_genre_probability"]  # noqa: Y015
+    _WhichOneofArgType__min_genre_probability: _TypeAlias = _typing.Literal["_min_genre_probability", b"_min_genre_probability"]  # noqa: Y015
+    _WhichOneofReturnType__min_similarity: _TypeAlias = _typing.Literal["min_similarity"]  # noqa: Y015
+    _WhichOneofArgType__min_similarity: _TypeAlias = _typing.Literal["_min_similarity", b"_min_similarity"]  # noqa: Y015
+    _WhichOneofReturnType__min_year: _TypeAlias = _typing.Literal["min_year"]  # noqa: Y015
+    _WhichOneofArgType__min_year: _TypeAlias = _typing.Literal["_min_year", b"_min_year"]  # noqa: Y015
+    _WhichOneofReturnType__target_weight: _TypeAlias = _typing.Literal["target_weight"]  # noqa: Y015
+    _WhichOneofArgType__target_weight: _TypeAlias = _typing.Literal["_target_weight", b"_target_weight"]  # noqa: Y015
     _WhichOneofReturnType_seed: _TypeAlias = _typing.Literal["seed_mbid", "seed_query"]  # noqa: Y015
     _WhichOneofArgType_seed: _TypeAlias = _typing.Literal["seed", b"seed"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__decade) -> _WhichOneofReturnType__decade | None: ...
     @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_per_artist) -> _WhichOneofReturnType__max_per_artist | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_year) -> _WhichOneofReturnType__max_year | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__min_genre_probability) -> _WhichOneofReturnType__min_genre_probability | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__min_similarity) -> _WhichOneofReturnType__min_similarity | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__min_year) -> _WhichOneofReturnType__min_year | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__target_weight) -> _WhichOneofReturnType__target_weight | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType_seed) -> _WhichOneofReturnType_seed | None: ...
 
 Global___RecommendRequest: _TypeAlias = RecommendRequest  # noqa: Y015
+
+@_typing.final
+class GroupAgreement(_message.Message):
+    """How much one feature group adds to the similarity with the query (the parts add up to it)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GROUP_FIELD_NUMBER: _builtins.int
+    CONTRIBUTION_FIELD_NUMBER: _builtins.int
+    group: _builtins.str
+    contribution: _builtins.float
+    def __init__(
+        self,
+        *,
+        group: _builtins.str = ...,
+        contribution: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contribution", b"contribution", "group", b"group"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GroupAgreement: _TypeAlias = GroupAgreement  # noqa: Y015
+
+@_typing.final
+class Explanation(_message.Message):
+    """Why a track was picked."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GROUPS_FIELD_NUMBER: _builtins.int
+    FACTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def groups(self) -> _containers.RepeatedCompositeFieldContainer[Global___GroupAgreement]:
+        """Feature groups, the most agreeing first."""
+
+    @_builtins.property
+    def facts(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Facts such as "same rosamerica genre as the seed: roc", "same decade: 1990s"."""
+
+    def __init__(
+        self,
+        *,
+        groups: _abc.Iterable[Global___GroupAgreement] | None = ...,
+        facts: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["facts", b"facts", "groups", b"groups"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Explanation: _TypeAlias = Explanation  # noqa: Y015
 
 @_typing.final
 class RecommendedTrack(_message.Message):
@@ -111,6 +358,8 @@ class RecommendedTrack(_message.Message):
     TZANETAKIS_FIELD_NUMBER: _builtins.int
     SIMILARITY_FIELD_NUMBER: _builtins.int
     RANK_FIELD_NUMBER: _builtins.int
+    EXPLANATION_FIELD_NUMBER: _builtins.int
+    SCORE_FIELD_NUMBER: _builtins.int
     mbid: _builtins.str
     artist: _builtins.str
     title: _builtins.str
@@ -123,6 +372,10 @@ class RecommendedTrack(_message.Message):
     """Cosine similarity of the feature vectors, in [-1, 1]."""
     rank: _builtins.int
     """1-based position."""
+    score: _builtins.float
+    """The score results are ordered by: similarity, less trait-target penalties, after diversity."""
+    @_builtins.property
+    def explanation(self) -> Global___Explanation: ...
     def __init__(
         self,
         *,
@@ -136,10 +389,12 @@ class RecommendedTrack(_message.Message):
         tzanetakis: _builtins.str = ...,
         similarity: _builtins.float = ...,
         rank: _builtins.int = ...,
+        explanation: Global___Explanation | None = ...,
+        score: _builtins.float = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_year", b"_year", "year", b"year"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_year", b"_year", "explanation", b"explanation", "year", b"year"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_year", b"_year", "album", b"album", "artist", b"artist", "dortmund", b"dortmund", "mbid", b"mbid", "rank", b"rank", "rosamerica", b"rosamerica", "similarity", b"similarity", "title", b"title", "tzanetakis", b"tzanetakis", "year", b"year"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_year", b"_year", "album", b"album", "artist", b"artist", "dortmund", b"dortmund", "explanation", b"explanation", "mbid", b"mbid", "rank", b"rank", "rosamerica", b"rosamerica", "score", b"score", "similarity", b"similarity", "title", b"title", "tzanetakis", b"tzanetakis", "year", b"year"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__year: _TypeAlias = _typing.Literal["year"]  # noqa: Y015
     _WhichOneofArgType__year: _TypeAlias = _typing.Literal["_year", b"_year"]  # noqa: Y015
@@ -149,7 +404,9 @@ Global___RecommendedTrack: _TypeAlias = RecommendedTrack  # noqa: Y015
 
 @_typing.final
 class SimilarityStats(_message.Message):
-    """Statistics of the similarities of the returned tracks."""
+    """Statistics of similarities: over the returned tracks (`stats`), and over the candidates that
+    passed every filter before the per-artist, duplicate and diversity steps (`candidate_stats`).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -188,11 +445,34 @@ class AppliedFilter(_message.Message):
     GENRE_FIELD_NUMBER: _builtins.int
     DECADE_FIELD_NUMBER: _builtins.int
     INCLUDE_PLACEHOLDERS_FIELD_NUMBER: _builtins.int
+    GENRES_FIELD_NUMBER: _builtins.int
+    MIN_GENRE_PROBABILITY_FIELD_NUMBER: _builtins.int
+    MIN_YEAR_FIELD_NUMBER: _builtins.int
+    MAX_YEAR_FIELD_NUMBER: _builtins.int
+    EXCLUDE_SEED_ARTISTS_FIELD_NUMBER: _builtins.int
+    MAX_PER_ARTIST_FIELD_NUMBER: _builtins.int
+    INCLUDE_DUPLICATES_FIELD_NUMBER: _builtins.int
+    MIN_SIMILARITY_FIELD_NUMBER: _builtins.int
+    TRAITS_FIELD_NUMBER: _builtins.int
+    DIVERSITY_FIELD_NUMBER: _builtins.int
     genre_classifier: Global___GenreClassifier.ValueType
     genre: _builtins.str
-    """Empty when no genre filter applied."""
+    """Empty when no genre filter applied (or several genres, see `genres`)."""
     decade: _builtins.int
     include_placeholders: _builtins.bool
+    min_genre_probability: _builtins.float
+    min_year: _builtins.int
+    max_year: _builtins.int
+    exclude_seed_artists: _builtins.bool
+    max_per_artist: _builtins.int
+    """0 means no cap."""
+    include_duplicates: _builtins.bool
+    min_similarity: _builtins.float
+    diversity: _builtins.float
+    @_builtins.property
+    def genres(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def traits(self) -> _containers.RepeatedCompositeFieldContainer[Global___TraitTarget]: ...
     def __init__(
         self,
         *,
@@ -200,14 +480,41 @@ class AppliedFilter(_message.Message):
         genre: _builtins.str = ...,
         decade: _builtins.int | None = ...,
         include_placeholders: _builtins.bool = ...,
+        genres: _abc.Iterable[_builtins.str] | None = ...,
+        min_genre_probability: _builtins.float | None = ...,
+        min_year: _builtins.int | None = ...,
+        max_year: _builtins.int | None = ...,
+        exclude_seed_artists: _builtins.bool = ...,
+        max_per_artist: _builtins.int = ...,
+        include_duplicates: _builtins.bool = ...,
+        min_similarity: _builtins.float | None = ...,
+        traits: _abc.Iterable[Global___TraitTarget] | None = ...,
+        diversity: _builtins.float = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_decade", b"_decade", "decade", b"decade"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_decade", b"_decade", "_max_year", b"_max_year", "_min_genre_probability", b"_min_genre_probability", "_min_similarity", b"_min_similarity", "_min_year", b"_min_year", "decade", b"decade", "max_year", b"max_year", "min_genre_probability", b"min_genre_probability", "min_similarity", b"min_similarity", "min_year", b"min_year"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_decade", b"_decade", "decade", b"decade", "genre", b"genre", "genre_classifier", b"genre_classifier", "include_placeholders", b"include_placeholders"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_decade", b"_decade", "_max_year", b"_max_year", "_min_genre_probability", b"_min_genre_probability", "_min_similarity", b"_min_similarity", "_min_year", b"_min_year", "decade", b"decade", "diversity", b"diversity", "exclude_seed_artists", b"exclude_seed_artists", "genre", b"genre", "genre_classifier", b"genre_classifier", "genres", b"genres", "include_duplicates", b"include_duplicates", "include_placeholders", b"include_placeholders", "max_per_artist", b"max_per_artist", "max_year", b"max_year", "min_genre_probability", b"min_genre_probability", "min_similarity", b"min_similarity", "min_year", b"min_year", "traits", b"traits"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__decade: _TypeAlias = _typing.Literal["decade"]  # noqa: Y015
     _WhichOneofArgType__decade: _TypeAlias = _typing.Literal["_decade", b"_decade"]  # noqa: Y015
+    _WhichOneofReturnType__max_year: _TypeAlias = _typing.Literal["max_year"]  # noqa: Y015
+    _WhichOneofArgType__max_year: _TypeAlias = _typing.Literal["_max_year", b"_max_year"]  # noqa: Y015
+    _WhichOneofReturnType__min_genre_probability: _TypeAlias = _typing.Literal["min_genre_probability"]  # noqa: Y015
+    _WhichOneofArgType__min_genre_probability: _TypeAlias = _typing.Literal["_min_genre_probability", b"_min_genre_probability"]  # noqa: Y015
+    _WhichOneofReturnType__min_similarity: _TypeAlias = _typing.Literal["min_similarity"]  # noqa: Y015
+    _WhichOneofArgType__min_similarity: _TypeAlias = _typing.Literal["_min_similarity", b"_min_similarity"]  # noqa: Y015
+    _WhichOneofReturnType__min_year: _TypeAlias = _typing.Literal["min_year"]  # noqa: Y015
+    _WhichOneofArgType__min_year: _TypeAlias = _typing.Literal["_min_year", b"_min_year"]  # noqa: Y015
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__decade) -> _WhichOneofReturnType__decade | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_year) -> _WhichOneofReturnType__max_year | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__min_genre_probability) -> _WhichOneofReturnType__min_genre_probability | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__min_similarity) -> _WhichOneofReturnType__min_similarity | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__min_year) -> _WhichOneofReturnType__min_year | None: ...
 
 Global___AppliedFilter: _TypeAlias = AppliedFilter  # noqa: Y015
 
@@ -220,15 +527,29 @@ class RecommendResponse(_message.Message):
     STATS_FIELD_NUMBER: _builtins.int
     FILTER_FIELD_NUMBER: _builtins.int
     FEATURE_MODEL_FIELD_NUMBER: _builtins.int
+    SEEDS_FIELD_NUMBER: _builtins.int
+    NEGATIVE_SEEDS_FIELD_NUMBER: _builtins.int
+    CANDIDATE_STATS_FIELD_NUMBER: _builtins.int
     feature_model: _builtins.str
+    """The feature model of the index (e.g. "fm-v1:0123456789abcdef")."""
     @_builtins.property
-    def seed(self) -> Global___RecommendedTrack: ...
+    def seed(self) -> Global___RecommendedTrack:
+        """The first seed."""
+
     @_builtins.property
     def tracks(self) -> _containers.RepeatedCompositeFieldContainer[Global___RecommendedTrack]: ...
     @_builtins.property
     def stats(self) -> Global___SimilarityStats: ...
     @_builtins.property
     def filter(self) -> Global___AppliedFilter: ...
+    @_builtins.property
+    def seeds(self) -> _containers.RepeatedCompositeFieldContainer[Global___RecommendedTrack]:
+        """Every seed, in order; then the negative ones."""
+
+    @_builtins.property
+    def negative_seeds(self) -> _containers.RepeatedCompositeFieldContainer[Global___RecommendedTrack]: ...
+    @_builtins.property
+    def candidate_stats(self) -> Global___SimilarityStats: ...
     def __init__(
         self,
         *,
@@ -237,10 +558,13 @@ class RecommendResponse(_message.Message):
         stats: Global___SimilarityStats | None = ...,
         filter: Global___AppliedFilter | None = ...,
         feature_model: _builtins.str = ...,
+        seeds: _abc.Iterable[Global___RecommendedTrack] | None = ...,
+        negative_seeds: _abc.Iterable[Global___RecommendedTrack] | None = ...,
+        candidate_stats: Global___SimilarityStats | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "seed", b"seed", "stats", b"stats"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["candidate_stats", b"candidate_stats", "filter", b"filter", "seed", b"seed", "stats", b"stats"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["feature_model", b"feature_model", "filter", b"filter", "seed", b"seed", "stats", b"stats", "tracks", b"tracks"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["candidate_stats", b"candidate_stats", "feature_model", b"feature_model", "filter", b"filter", "negative_seeds", b"negative_seeds", "seed", b"seed", "seeds", b"seeds", "stats", b"stats", "tracks", b"tracks"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
