@@ -55,11 +55,46 @@ def test_recommend_takes_the_documented_options() -> None:
         build_parser().parse_args(["recommend", "--genre-classifier", "spotify", "x"])
 
 
-def test_recommend_needs_exactly_one_seed(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit, match="either"):
+def test_recommend_needs_a_seed_and_at_most_one_main_seed(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit, match="give a seed"):
         main(["recommend"])
     with pytest.raises(SystemExit, match="either"):
         main(["recommend", "A - B", "--mbid", "x"])
+
+
+def test_recommend_options_become_the_request() -> None:
+    from musicrec.recommender.v1 import recommender_pb2
+    from musicrec_cli.main import _recommend_request
+
+    mbid = "564ccd5c-c4d3-4752-9abf-c33bb085d6a5"
+    command = (
+        f"recommend | A - B | --seed | {mbid.upper()} | --seed | C - D | --not | E - F | --genres | roc, pop"
+        " | --min-genre-probability | 0.6 | --min-year | 1990 | --max-year | 1999 | --exclude-seed-artists"
+        " | --max-per-artist | 0 | --include-duplicates | --min-similarity | 0.2 | --min-happy | 0.5"
+        " | --target-happy | 0.8 | --max-sad | 0.3 | --target-weight | 1 | --diversity | 0.25"
+        " | --feature-model | fm-v1:abc"
+    )
+    args = build_parser().parse_args(command.split(" | "))
+    request = _recommend_request(args)
+    assert request.seed_query == "A - B"
+    assert [s.WhichOneof("track") for s in request.seeds] == ["mbid", "query"]
+    assert request.seeds[0].mbid == mbid
+    assert request.negative_seeds[0].query == "E - F"
+    assert list(request.genres) == ["roc", "pop"]
+    assert (request.min_genre_probability, request.min_year, request.max_year) == (0.6, 1990, 1999)
+    assert request.HasField("max_per_artist")
+    assert request.max_per_artist == 0
+    assert (request.exclude_seed_artists, request.include_duplicates) == (True, True)
+    assert (request.min_similarity, request.target_weight, request.diversity) == (0.2, 1.0, 0.25)
+    assert request.feature_model == "fm-v1:abc"
+    traits = {recommender_pb2.Trait.Name(t.trait): t for t in request.traits}
+    assert set(traits) == {"TRAIT_HAPPY", "TRAIT_SAD"}
+    happy, sad = traits["TRAIT_HAPPY"], traits["TRAIT_SAD"]
+    assert (happy.min, happy.target, happy.HasField("max")) == (0.5, 0.8, False)
+    assert (sad.max, sad.HasField("min")) == (0.3, False)
+    plain = _recommend_request(build_parser().parse_args(["recommend", "--mbid", mbid]))
+    assert not plain.HasField("max_per_artist")
+    assert not plain.traits
 
 
 def test_serve_settings_come_from_the_environment_and_flags(

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import os
 import sys
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,6 +14,8 @@ import grpc
 from pydantic import ValidationError
 
 from musicrec.recommender.v1 import recommender_pb2
+from musicrec_cli import eval as evaluation
+from musicrec_common.features import TRAITS
 from musicrec_common.logging import configure_logging
 from musicrec_common.settings import DEFAULT_PORTS, CommonSettings
 
@@ -20,6 +23,8 @@ __all__ = ["build_parser", "main"]
 
 DEFAULT_INGESTOR = f"127.0.0.1:{DEFAULT_PORTS['ingestor']}"
 DEFAULT_RECOMMENDER = f"127.0.0.1:{DEFAULT_PORTS['recommender']}"
+
+TRAIT_NAMES = tuple(t.name for t in TRAITS)
 
 
 def _data_dir_parent() -> argparse.ArgumentParser:
@@ -113,8 +118,57 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--genre", help="only tracks with this genre label of the chosen classifier")
     rec.add_argument("--decade", type=int, help="only tracks from this decade, e.g. 1990")
     rec.add_argument("--include-placeholders", action="store_true", help="also return placeholder titles")
+    rec.add_argument(
+        "--seed",
+        action="append",
+        default=[],
+        metavar="SEED",
+        help='another seed (MBID or "Artist - Title"); repeatable: results are near all seeds',
+    )
+    rec.add_argument(
+        "--not",
+        dest="negative",
+        action="append",
+        default=[],
+        metavar="SEED",
+        help='"less like this": a negative seed (MBID or "Artist - Title"); repeatable',
+    )
+    rec.add_argument("--genres", help="only tracks with one of these genre labels, comma-separated")
+    rec.add_argument(
+        "--min-genre-probability",
+        type=float,
+        help="with a genre filter: the classifier's minimum probability",
+    )
+    rec.add_argument("--min-year", type=int, help="only tracks released in or after this year")
+    rec.add_argument("--max-year", type=int, help="only tracks released in or before this year")
+    rec.add_argument("--exclude-seed-artists", action="store_true", help="no tracks by the seeds' artists")
+    rec.add_argument(
+        "--max-per-artist", type=int, help="at most this many tracks per artist (default 3; 0: no cap)"
+    )
+    rec.add_argument(
+        "--include-duplicates", action="store_true", help="allow the same title by the same artist twice"
+    )
+    rec.add_argument("--min-similarity", type=float, help="only tracks at least this similar (-1..1)")
+    for trait in TRAIT_NAMES:
+        rec.add_argument(f"--min-{trait}", type=float, metavar="P", help=argparse.SUPPRESS)
+        rec.add_argument(f"--max-{trait}", type=float, metavar="P", help=argparse.SUPPRESS)
+        rec.add_argument(f"--target-{trait}", type=float, metavar="P", help=argparse.SUPPRESS)
+    rec.add_argument(
+        "--target-weight", type=float, help="how much trait targets weigh against similarity (default 0.5)"
+    )
+    rec.add_argument(
+        "--diversity", type=float, default=0.0, help="0 (most similar, default) .. 1 (most varied)"
+    )
+    rec.add_argument("--explain", action="store_true", help="say why each track was picked")
+    rec.add_argument("--feature-model", default="", help="refuse to answer unless the index has this model")
     rec.add_argument("--limit", type=int, default=10, help="how many tracks, 1-100 (default 10)")
     rec.add_argument("--json", action="store_true", help="print the response as JSON")
+    rec.epilog = (
+        "Traits (probabilities in 0..1): "
+        + ", ".join(TRAIT_NAMES)
+        + ". For each: --min-TRAIT and --max-TRAIT filter exactly, --target-TRAIT re-ranks "
+        "(e.g. --min-danceability 0.7 --target-happy 0.9)."
+    )
     rec.add_argument(
         "--recommender",
         default=os.environ.get("MUSICREC_RECOMMENDER_ADDRESS", DEFAULT_RECOMMENDER),
@@ -138,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed-track", action="append", default=[], metavar="ARTIST - TITLE", help="seed track(s) to show"
     )
     demo.add_argument("--limit", type=int, default=10, help="recommendations per table (default 10)")
+
+    evaluation.add_parser(sub, parents=[common])
 
     health = sub.add_parser(
         "health",
@@ -206,11 +262,21 @@ def _run_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _seed(text: str) -> recommender_pb2.Seed:
+    """A seed from the command line: an MBID when it parses as a UUID, else "Artist - Title"."""
+    try:
+        return recommender_pb2.Seed(mbid=str(uuid.UUID(text.strip())))
+    except ValueError:
+        return recommender_pb2.Seed(query=text)
+
+
 def _recommend_request(args: argparse.Namespace) -> recommender_pb2.RecommendRequest:
     from musicrec_cli.clients import CLASSIFIERS
 
-    if bool(args.mbid) == bool(args.query):
-        raise SystemExit('musicrec recommend: give either "Artist - Title" or --mbid MBID')
+    if args.mbid and args.query:
+        raise SystemExit('musicrec recommend: give either "Artist - Title" or --mbid MBID, not both')
+    if not (args.mbid or args.query or args.seed):
+        raise SystemExit('musicrec recommend: give a seed: "Artist - Title", --mbid MBID or --seed')
     request = recommender_pb2.RecommendRequest(
         genre_classifier=CLASSIFIERS[args.genre_classifier],
         same_genre=args.same_genre,
@@ -218,13 +284,40 @@ def _recommend_request(args: argparse.Namespace) -> recommender_pb2.RecommendReq
         genre=args.genre or "",
         limit=args.limit,
         include_placeholders=args.include_placeholders,
+        seeds=[_seed(s) for s in args.seed],
+        negative_seeds=[_seed(s) for s in args.negative],
+        genres=[g.strip() for g in (args.genres or "").split(",") if g.strip()],
+        exclude_seed_artists=args.exclude_seed_artists,
+        include_duplicates=args.include_duplicates,
+        diversity=args.diversity,
+        feature_model=args.feature_model,
     )
     if args.mbid:
         request.seed_mbid = args.mbid
-    else:
+    elif args.query:
         request.seed_query = args.query
-    if args.decade is not None:
-        request.decade = args.decade
+    for name in (
+        "decade",
+        "min_genre_probability",
+        "min_year",
+        "max_year",
+        "max_per_artist",
+        "min_similarity",
+    ):
+        value = getattr(args, name)
+        if value is not None:
+            if name == "max_per_artist" and value < 0:
+                raise SystemExit("musicrec recommend: --max-per-artist must be 0 or more")
+            setattr(request, name, value)
+    if args.target_weight is not None:
+        request.target_weight = args.target_weight
+    for trait in TRAIT_NAMES:
+        bounds = {k: getattr(args, f"{k}_{trait}") for k in ("min", "max", "target")}
+        if any(v is not None for v in bounds.values()):
+            target = request.traits.add(trait=recommender_pb2.Trait.Value(f"TRAIT_{trait.upper()}"))
+            for key, value in bounds.items():
+                if value is not None:
+                    setattr(target, key, value)
     return request
 
 
@@ -233,7 +326,7 @@ def _run_recommend(args: argparse.Namespace) -> int:
     from musicrec_cli.render import recommendation_table
 
     response = asyncio.run(recommend(args.recommender, _recommend_request(args)))
-    print(response_as_json(response) if args.json else recommendation_table(response))
+    print(response_as_json(response) if args.json else recommendation_table(response, explain=args.explain))
     return 0
 
 
@@ -277,6 +370,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _run_health(args)
             case "demo":
                 return _run_demo(args, common)
+            case "eval":
+                return evaluation.run_eval(args, common)
     except grpc.aio.AioRpcError as error:
         hint = ""
         if error.code() is grpc.StatusCode.UNAVAILABLE:

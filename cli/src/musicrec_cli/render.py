@@ -43,20 +43,60 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]], widths: Sequenc
     return "\n".join(out)
 
 
-def recommendation_table(response: recommender_pb2.RecommendResponse) -> str:
-    """The prototype's table (Artist | Title | Year | Dortmund | Rosamerica | Sim | MBID) and its stats."""
-    seed = response.seed
-    applied = response.filter
+def _conditions(applied: recommender_pb2.AppliedFilter) -> list[str]:
+    """The applied filter in words, for the header line."""
+    classifier = recommender_pb2.GenreClassifier.Name(applied.genre_classifier)
+    classifier = classifier.removeprefix("GENRE_CLASSIFIER_").lower()
     conditions = []
-    if applied.genre:
-        classifier = recommender_pb2.GenreClassifier.Name(applied.genre_classifier)
-        conditions.append(f"{classifier.removeprefix('GENRE_CLASSIFIER_').lower()}={applied.genre}")
+    genres = list(applied.genres) or ([applied.genre] if applied.genre else [])
+    if genres:
+        text = f"{classifier}={'|'.join(genres)}"
+        if applied.HasField("min_genre_probability"):
+            text += f" (p>={applied.min_genre_probability:g})"
+        conditions.append(text)
     if applied.HasField("decade"):
         conditions.append(f"decade={applied.decade}s")
-    title = (
-        f"Seed: {seed.artist} - {seed.title} ({seed.year if seed.HasField('year') else '?'}) "
-        f"[dortmund={seed.dortmund or '?'} rosamerica={seed.rosamerica or '?'}] {seed.mbid}\n"
-        f"Filter: {', '.join(conditions) if conditions else 'none'}"
+    elif applied.HasField("min_year") or applied.HasField("max_year"):
+        low = str(applied.min_year) if applied.HasField("min_year") else ""
+        high = str(applied.max_year) if applied.HasField("max_year") else ""
+        conditions.append(f"year={low}..{high}")
+    for trait in applied.traits:
+        name = recommender_pb2.Trait.Name(trait.trait).removeprefix("TRAIT_").lower()
+        parts = []
+        if trait.HasField("min"):
+            parts.append(f">={trait.min:g}")
+        if trait.HasField("max"):
+            parts.append(f"<={trait.max:g}")
+        if trait.HasField("target"):
+            parts.append(f"~{trait.target:g}")
+        conditions.append(f"{name}{','.join(parts)}")
+    if applied.exclude_seed_artists:
+        conditions.append("not the seeds' artists")
+    if applied.max_per_artist:
+        conditions.append(f"<={applied.max_per_artist} per artist")
+    if applied.HasField("min_similarity"):
+        conditions.append(f"similarity>={applied.min_similarity:g}")
+    if applied.diversity:
+        conditions.append(f"diversity={applied.diversity:g}")
+    return conditions
+
+
+def _describe(track: recommender_pb2.RecommendedTrack) -> str:
+    year = track.year if track.HasField("year") else "?"
+    return f"{track.artist} - {track.title} ({year}) [dortmund={track.dortmund or '?'} " + (
+        f"rosamerica={track.rosamerica or '?'}] {track.mbid}"
+    )
+
+
+def recommendation_table(response: recommender_pb2.RecommendResponse, *, explain: bool = False) -> str:
+    """The prototype's table (Artist | Title | Year | Dortmund | Rosamerica | Sim | MBID) and its stats;
+    with `explain`, a line per result saying why it was picked."""
+    seeds = list(response.seeds) or [response.seed]
+    conditions = _conditions(response.filter)
+    title = "\n".join(
+        [f"Seed: {_describe(seed)}" for seed in seeds]
+        + [f"Less like: {_describe(seed)}" for seed in response.negative_seeds]
+        + [f"Filter: {', '.join(conditions) if conditions else 'none'}"]
     )
     rows = [
         (
@@ -82,6 +122,15 @@ def recommendation_table(response: recommender_pb2.RecommendResponse) -> str:
     )
     if not response.tracks:
         body += "\n(no track satisfies the filter)"
+    if response.feature_model:
+        stats += f"  (feature model {response.feature_model})"
+    if explain and response.tracks:
+        lines = ["Why:"]
+        for track in response.tracks:
+            groups = ", ".join(f"{g.group} {g.contribution:+.2f}" for g in track.explanation.groups[:3])
+            facts = "; ".join(track.explanation.facts)
+            lines.append(f"  {track.rank:>2}. {groups}" + (f" — {facts}" if facts else ""))
+        body += "\n" + "\n".join(lines)
     return f"{title}\n{body}\n{stats}"
 
 

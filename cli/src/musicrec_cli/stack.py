@@ -64,6 +64,16 @@ class ServiceStack:
         self._exit = AsyncExitStack()
         self._stores: dict[tuple[str | None, str], VectorStore] = {}
 
+    @property
+    def vector_store(self) -> VectorStore:
+        """The vector index the running recommender searches (in one process the ingestor shares it).
+        For reading, e.g. by the evaluation; writes belong to the ingestor."""
+        r = self.settings.recommender
+        store = self._stores.get((r.qdrant_url, r.qdrant_collection))
+        if store is None:
+            raise LookupError("no recommender runs in this stack, so it has no vector store")
+        return store
+
     def _vector_store(self, url: str | None, api_key: str | None, collection: str) -> VectorStore:
         key = (url, collection)
         if key not in self._stores:

@@ -103,14 +103,17 @@ GROUP_MODELS: Mapping[str, tuple[str, ...]] = MappingProxyType(
 GROUPS: tuple[str, ...] = tuple(GROUP_MODELS)
 """The group names, in a fixed order (the order of `group_agreement`'s result and of the JSON)."""
 
+_TUNED_WEIGHTS = {"genre": 2.0, "mood": 1.5, "rhythm": 1.0}
 DEFAULT_GROUP_WEIGHTS: Mapping[str, float] = MappingProxyType(
-    {group: 1.5 if group == "genre" else 1.0 for group in GROUPS}
+    {group: _TUNED_WEIGHTS.get(group, 0.5) for group in GROUPS}
 )
-"""Starting values, to be tuned by the evaluation harness: genre 1.5, every other group 1.0.
+"""genre 2, mood 1.5, rhythm 1, each single-classifier group (danceability, voice, gender, timbre,
+tonality) 0.5 — chosen with benchmarks/vector_design.py (docs/benchmarks.md, "Vector design").
 
-A group's share of a transformed vector's squared norm is about w² / Σ w², so with these values the
-five single-column groups (danceability, voice, gender, timbre, tonality) together hold about half of
-it, genre about a quarter.
+A group's share of a transformed vector's squared norm is about w² / Σ w²: here genre about 0.5, mood
+about 0.3, rhythm 0.1 and each single-classifier group 0.03. With equal weights the five
+single-column groups would hold over half of it, and each is one noisy binary classifier; style
+precision fell from 0.84 (clr-v1) to 0.46 that way.
 """
 
 DEFAULT_PRIOR_COUNT: Final = 100.0
