@@ -23,6 +23,9 @@ from musicrec_common.corpus import (
     STYLES,
     CorpusSummary,
     TruthRecord,
+    _dump_json,
+    _dump_tags,
+    _format_probabilities,
     generate_corpus,
     iter_corpus,
     read_ground_truth,
@@ -132,6 +135,16 @@ def test_another_seed_gives_another_corpus() -> None:
     assert not set(first) & set(second)
 
 
+def test_a_corpus_starts_like_a_larger_one_of_its_seed() -> None:
+    """Chunks of 1,000 tracks depend only on (seed, chunk index): the first chunk's members are the
+    same whatever the corpus size (the last chunk also takes its own later submissions)."""
+    small = list(iter_corpus(2000, seed=4))
+    large = list(iter_corpus(3500, seed=4))
+    assert all(name.endswith("-0.json") for name, _ in small[:1000])  # the first chunk: 1,000 tracks
+    assert large[:1000] == small[:1000]
+    assert large[1000:1500] == small[1000:1500]  # the next chunk's first submissions come next
+
+
 def test_written_files_are_exactly_the_streamed_members(corpus: Corpus) -> None:
     streamed = dict(iter_corpus(TRACKS, seed=SEED))
     on_disk = {m.path: m.raw for m in corpus.members}
@@ -204,6 +217,46 @@ def test_serialisation_is_the_dumps(corpus: Corpus) -> None:
         saw_unicode = saw_unicode or b"\\u" in m.raw
     assert saw_slash
     assert saw_unicode
+
+
+def _awkward_probabilities() -> np.ndarray[Any, np.dtype[np.float64]]:
+    """Values where a shortcut in formatting would show: near powers of ten and near halfway
+    between two 12-digit decimals, very small ones, short decimals, and plain random ones."""
+    rng = np.random.default_rng(11)
+    exponents = rng.integers(-10, 0, 20_000)
+    near_powers = 10.0**exponents * (1 + rng.normal(0, 1e-11, exponents.size))
+    mantissas = rng.integers(10**11, 10**12, 20_000)
+    halfway = (mantissas + 0.5) / 10.0 ** (11 - rng.integers(-10, 0, mantissas.size))
+    short = rng.integers(1, 10_000, 20_000) / 10.0 ** rng.integers(4, 16, 20_000)
+    values = np.concatenate(
+        [
+            rng.random(50_000),
+            10.0 ** rng.uniform(-12, 0, 50_000),
+            near_powers,
+            halfway,
+            short,
+            [1e-10, 1e-5, 1e-4, 0.001, 0.1, 0.5, 0.9999999999995, 1 - 1e-9, 5e-324, 2.2e-308],
+        ]
+    )
+    return values[(values > 0) & (values < 1)]
+
+
+def test_probabilities_are_formatted_like_python() -> None:
+    """The vectorised "%.12g" gives Python's bytes exactly, also where float rounding is tight."""
+    values = _awkward_probabilities()
+    formatted = _format_probabilities(values)
+    assert formatted.tolist() == [b"%.12g" % v for v in values.tolist()]
+
+
+def test_tags_are_serialised_like_json() -> None:
+    """orjson plus the escaping of the rest equals json.dumps(ensure_ascii=True) with "\\/"."""
+    cases: list[dict[str, object]] = [
+        {"title": ["Plain"], "album": ["A/B"], "file_name": '01 12" Vinyl.mp3'},
+        {"artist": ["José González"], "title": ["バビブ песня"]},
+        {"title": ["\U0001f3b5 notes \u2028 \x7f del", "back\\slash", "tab\tnew\nline"], "z": "", "a": []},
+    ]
+    for tags in cases:
+        assert _dump_tags(tags) == _dump_json(tags).encode("ascii")
 
 
 # --- shape ----------------------------------------------------------------------------------------
@@ -381,6 +434,9 @@ def test_ground_truth_covers_every_recording(corpus: Corpus) -> None:
         assert unicodedata.is_normalized("NFC", record.artist + record.title)
     lines = (corpus.root / "ground_truth.ndjson").read_text(encoding="utf-8").splitlines()
     assert len(lines) == TRACKS
+    # Each line is json.dumps of the record's fields in a fixed order (default separators, UTF-8).
+    assert all(json.dumps(json.loads(line), ensure_ascii=False) == line for line in lines)
+    assert list(json.loads(lines[0])) == ["album", "artist", "mbid", "style", "style_id", "title", "year"]
 
 
 def test_progress_is_reported(corpus: Corpus) -> None:
@@ -417,12 +473,16 @@ def test_genre_winners_mostly_agree_with_the_style(corpus: Corpus) -> None:
 
 def test_artists_have_one_style_and_albums_one_year(corpus: Corpus) -> None:
     styles: dict[str, set[str]] = defaultdict(set)
-    years: dict[tuple[str, str], set[int | None]] = defaultdict(set)
     for record in corpus.truth.values():
         styles[record.artist].add(record.style)
-        years[record.artist, record.album].add(record.year)
     assert max(len(s) for s in styles.values()) <= 2
     assert sum(len(s) == 1 for s in styles.values()) / len(styles) > 0.9
+    # By album MBID: an artist can have two albums of one title (self-titled ones) from other years.
+    years: dict[str, set[int | None]] = defaultdict(set)
+    for m in corpus.members:
+        if "musicbrainz_albumid" in m.tags:
+            years[m.tags["musicbrainz_albumid"][0]].add(corpus.truth[m.mbid].year)
+    assert len(years) > 100
     assert all(len(y) == 1 for y in years.values())
     sizes = Counter(record.artist for record in corpus.truth.values())
     assert max(sizes.values()) <= 30

@@ -14,6 +14,7 @@ from musicrec_common.corpus import (
     ARCHIVE_GROUND_TRUTH_SUFFIX,
     ARCHIVE_ROOT,
     GROUND_TRUTH_FILE,
+    _TarWriter,
     generate_corpus,
     iter_corpus,
     write_corpus_archive,
@@ -113,3 +114,88 @@ def test_a_failure_leaves_no_files(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="stop"):
         write_corpus_archive(target, tracks=1500, seed=1, progress=fail)
     assert list(tmp_path.iterdir()) == []
+
+
+# --- the tar writer -------------------------------------------------------------------------------
+
+TAR_MEMBERS = [
+    ("root/COPYING", b"text\n"),
+    ("root/highlevel/ab/c/abcdef01-2345-4678-9abc-def012345678-0.json", b'{"a":1}' * 300),
+    ("root/empty.json", b""),
+    ("root/one-block.json", b"x" * 512),
+    ("root/" + "n" * 95, b"exactly 100 characters"),
+    ("root/" + "n" * 96, b"101 characters: a PAX header"),
+    ("root/caf\u00e9-\u65e5\u672c.json", b"not ASCII: a PAX header"),
+]
+
+
+def _tarfile_bytes(members: list[tuple[str, bytes]]) -> bytes:
+    """What Python's tarfile writes for `members` with the archive's fixed metadata."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w|") as archive:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mtime = 1_655_942_400
+            info.mode = 0o644
+            archive.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def _tar_writer_bytes(members: list[tuple[str, bytes]], flush_every: int) -> bytes:
+    out = io.BytesIO()
+    writer = _TarWriter(out)
+    for i, (name, data) in enumerate(members):
+        writer.add(name, data)
+        if i % flush_every == 0:
+            writer.flush()
+    writer.close()
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, len(TAR_MEMBERS)])
+def test_the_tar_writer_writes_what_tarfile_writes(count: int) -> None:
+    members = TAR_MEMBERS[:count]
+    data = _tar_writer_bytes(members, flush_every=2)
+    assert data == _tarfile_bytes(members)
+    assert len(data) % (20 * 512) == 0
+
+
+def test_tarfile_and_the_fast_reader_read_the_tar_writer_back() -> None:
+    data = _tar_writer_bytes(TAR_MEMBERS, flush_every=3)
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r|") as archive:
+        back = []
+        for member in archive:
+            assert (member.mode, member.mtime, member.uid, member.gid) == (0o644, 1_655_942_400, 0, 0)
+            handle = archive.extractfile(member)
+            assert handle is not None
+            back.append((member.name, handle.read()))
+    assert back == TAR_MEMBERS
+    fast = [(m.name, m.data) for m in iter_tar_members(io.BytesIO(data), max_member_bytes=1 << 20)]
+    assert fast == TAR_MEMBERS
+
+
+# --- worker processes -----------------------------------------------------------------------------
+
+
+def test_the_bytes_do_not_depend_on_the_number_of_workers(tmp_path: Path) -> None:
+    """Chunks made in worker processes (here more workers than chunks, and fewer) give the same
+    archive, ground truth and summary as chunks made in this process."""
+    tracks = 2500  # three chunks
+    reference = write_corpus_archive(tmp_path / "w0.tar.zst", tracks=tracks, seed=SEED, workers=0)
+    for workers in (1, 4):
+        path = tmp_path / f"w{workers}.tar.zst"
+        summary = write_corpus_archive(path, tracks=tracks, seed=SEED, workers=workers)
+        assert summary == reference
+        assert path.read_bytes() == (tmp_path / "w0.tar.zst").read_bytes()
+        truth = path.name + ARCHIVE_GROUND_TRUTH_SUFFIX
+        assert (tmp_path / truth).read_bytes() == (
+            tmp_path / ("w0.tar.zst" + ARCHIVE_GROUND_TRUTH_SUFFIX)
+        ).read_bytes()
+    folder = generate_corpus(tmp_path / "folder", tracks=tracks, seed=SEED, workers=2)
+    assert folder == reference
+    files = {
+        p.relative_to(tmp_path / "folder").as_posix(): p.read_bytes()
+        for p in (tmp_path / "folder" / "highlevel").rglob("*.json")
+    }
+    assert files == dict(iter_corpus(tracks, seed=SEED))
