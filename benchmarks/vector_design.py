@@ -46,27 +46,20 @@ REPO = Path(__file__).resolve().parents[1]
 _BLOCKS = {group: len(GROUP_MODELS[group]) for group in GROUPS}
 
 WEIGHTINGS: dict[str, dict[str, float]] = {
-    "fm-v1 every classifier alike (w = √blocks)": {g: n**0.5 for g, n in _BLOCKS.items()},
+    "fm-v1 equal group weights": dict.fromkeys(GROUPS, 1.0),
+    "fm-v1 genre 1.5, others 1 (first guess)": {g: 1.5 if g == "genre" else 1.0 for g in GROUPS},
+    "fm-v1 every classifier alike (w = √classifiers in the group)": {g: n**0.5 for g, n in _BLOCKS.items()},
     "fm-v1 every classifier alike, genre models ×1.5": {
         g: n**0.5 * (1.5 if g == "genre" else 1.0) for g, n in _BLOCKS.items()
     },
-    "fm-v1 every classifier alike, genre ×1.5, mood ×1.25": {
-        g: n**0.5 * {"genre": 1.5, "mood": 1.25}.get(g, 1.0) for g, n in _BLOCKS.items()
-    },
-    "fm-v1 default (genre 1.5, others 1)": dict(DEFAULT_GROUP_WEIGHTS),
-    "fm-v1 equal (all 1)": dict.fromkeys(GROUPS, 1.0),
-    "fm-v1 genre 2, mood 1.5, one-label groups 0.5": {
-        **dict.fromkeys(GROUPS, 0.5),
-        "genre": 2.0,
-        "mood": 1.5,
-        "rhythm": 1.0,
-    },
-    "fm-v1 genre 1.5, mood 1.5, rhythm 1, one-label groups 0.75": {
+    "fm-v1 genre 1.5, mood 1.5, rhythm 1, others 0.75": {
         **dict.fromkeys(GROUPS, 0.75),
         "genre": 1.5,
         "mood": 1.5,
         "rhythm": 1.0,
     },
+    "**fm-v1 chosen: genre 2, mood 1.5, rhythm 1, others 0.5**": dict(DEFAULT_GROUP_WEIGHTS),
+    "fm-v1 genre 3, mood 1.5, rhythm 1, others 0.5": {**DEFAULT_GROUP_WEIGHTS, "genre": 3.0},
 }
 
 
