@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from musicrec_ingestor.checkpoint import Checkpoint, CheckpointStore, sources_key
@@ -68,3 +69,23 @@ def test_the_key_changes_when_a_source_changes(tmp_path: Path) -> None:
     assert sources_key([source]) == before
     source.write_bytes(b"two!")
     assert sources_key([source]) != before
+
+
+@pytest.mark.parametrize("budget", [64 << 20, 50_000, 4096])
+def test_distinct_mbids_in_a_file_are_counted_in_bounded_memory(tmp_path: Path, budget: int) -> None:
+    from musicrec_ingestor.pipeline import count_distinct, count_distinct_in_file
+
+    rng = np.random.default_rng(3)
+    unique = rng.integers(0, 256, (5_000, 16), dtype=np.uint8)
+    keys = np.concatenate([unique, unique[rng.integers(0, 5_000, 2_000)]])
+    rng.shuffle(keys)
+    path = tmp_path / "m.mbids"
+    path.write_bytes(keys.tobytes())
+    expected = count_distinct(keys)
+    assert count_distinct_in_file(path, memory_budget=budget) == expected == len(np.unique(unique, axis=0))
+    (tmp_path / "empty").write_bytes(b"")
+    assert count_distinct_in_file(tmp_path / "empty") == 0
+    assert count_distinct_in_file(tmp_path / "missing") == 0
+    (tmp_path / "cut").write_bytes(keys.tobytes()[:-3])
+    with pytest.raises(ValueError, match="whole 16-byte"):
+        count_distinct_in_file(tmp_path / "cut")

@@ -54,6 +54,11 @@ async def ingest(
                 report = event.report
                 if show_progress and last is not None:
                     _show(printer, last, final=True)
+            elif show_progress and event.progress.stage == "index":
+                if last is not None:
+                    _show(printer, last, final=True)
+                    last = None
+                print("building the search index (HNSW) …", file=sys.stderr, flush=True)
             elif show_progress:
                 last = event.progress
                 _show(printer, last, final=False)

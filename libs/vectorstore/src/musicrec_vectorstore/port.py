@@ -146,6 +146,11 @@ class VectorStore(Protocol):
         """Make every accepted upsert durable."""
         ...
 
+    def optimize(self) -> bool:
+        """Build the search index (HNSW, payload indexes) over what was written, now; True when
+        anything changed. Worth calling once after a bulk load. A Qdrant server optimizes by itself."""
+        ...
+
     def close(self) -> None:
         """Release the store (for Edge: the shard and its WAL lock)."""
         ...

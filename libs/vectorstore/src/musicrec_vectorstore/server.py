@@ -326,6 +326,11 @@ class QdrantServerVectorStore(RecordReads):
             point = models.PointStruct(id=point_id, vector=[1.0], payload={"key": key, "value": value})
             client.upsert(self._metadata_collection, points=[point], wait=True)
 
+    def optimize(self) -> bool:
+        """A Qdrant server builds its indexes in the background as points arrive: nothing to do."""
+        self._live()
+        return False
+
     def flush(self) -> None:
         """Upserts wait for the server's write-ahead log, so they are durable once accepted."""
         self._live()

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from musicrec_ingestor.pipeline import IngestCounts, Skipped, count_distinct
+from musicrec_ingestor.pipeline import IngestCounts, Skipped, count_distinct_in_file
 
 __all__ = ["CHECKPOINT_VERSION", "Checkpoint", "CheckpointStore", "sources_key"]
 
@@ -126,7 +126,8 @@ class CheckpointStore:
         os.replace(temporary, self.state_file)
 
     def distinct_mbids(self) -> int:
-        return count_distinct(np.fromfile(self.mbids_file, dtype=np.uint8).reshape(-1, 16))
+        """Distinct recordings among the MBIDs so far, in bounded memory (see count_distinct_in_file)."""
+        return count_distinct_in_file(self.mbids_file)
 
     def finish(self) -> None:
         """The run completed: a later run of the same sources starts afresh (and changes nothing)."""

@@ -81,6 +81,8 @@ class IngestOptions:
     checkpoint_dir: Path | None = None
     # An index without a feature model gets one fitted on the first `fit_documents` valid documents.
     fit_documents: int = 20_000
+    # Build the search index (HNSW) once the run has written everything.
+    build_index: bool = True
 
 
 @dataclass(frozen=True)
@@ -267,7 +269,7 @@ async def run_ingest(
             documents_done=state.counts.documents_read,
         )
     counts, skipped = state.counts, state.skipped
-    stages = {"read": 0.0, "parse": 0.0, "catalog": 0.0, "vectors": 0.0, **state.stage_seconds}
+    stages = {"read": 0.0, "parse": 0.0, "catalog": 0.0, "vectors": 0.0, "index": 0.0, **state.stage_seconds}
     totals = [count_documents(p) for p in paths]
     bytes_total = sum(source_bytes(p) for p in paths)
     meter = ProgressMeter(total=sum(t or 0 for t in totals) if all(t is not None for t in totals) else None)
@@ -370,6 +372,13 @@ async def run_ingest(
         for held in waiting:
             yield await commit(*held)
     await timed("vectors", asyncio.to_thread(vectors.flush))
+    if options.build_index:
+        # One index build after the bulk load instead of one while it runs. It can take minutes on
+        # millions of points: say so first.
+        yield Progress(
+            "index", "", meter.done, meter.total, elapsed(), meter.rate, -1.0, bytes_total, bytes_total
+        )
+        await timed("index", asyncio.to_thread(vectors.optimize))
 
     if store:
         distinct = await asyncio.to_thread(store.distinct_mbids)
