@@ -26,6 +26,8 @@ import threading
 import time
 from pathlib import Path
 
+from doc_section import write_section
+
 from musicrec_catalog.settings import CatalogSettings
 from musicrec_cli.clients import ingest
 from musicrec_cli.stack import SERVICES, ServiceStack, StackSettings
@@ -33,7 +35,6 @@ from musicrec_common.corpus import write_corpus_archive
 from musicrec_ingestor.settings import IngestorSettings
 from musicrec_recommender.settings import RecommenderSettings
 
-ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## End-to-end ingest (issue 4)"
 
 
@@ -52,19 +53,6 @@ def _machine() -> str:
 def _du(path: Path) -> int:
     out = subprocess.run(["du", "-sb", str(path)], capture_output=True, text=True, check=False).stdout
     return int(out.split()[0]) if out else 0
-
-
-def _write_section(text: str) -> None:
-    doc = ROOT / "docs" / "benchmarks.md"
-    doc.parent.mkdir(exist_ok=True)
-    current = doc.read_text() if doc.exists() else "# Benchmarks\n"
-    if SECTION in current:
-        before, _, rest = current.partition(SECTION)
-        after = rest[rest.find("\n## ") :] if "\n## " in rest else ""
-        current = before.rstrip() + "\n\n" + text.strip() + "\n" + after
-    else:
-        current = current.rstrip() + "\n\n" + text.strip() + "\n"
-    doc.write_text(current)
 
 
 class _PeakMemory:
@@ -204,7 +192,7 @@ and the two stores' writes run concurrently), so they add up to more than the wa
 Memory is flat by construction: at most 2 × workers batches are in flight, whatever the input size.
 """
     print(text)
-    _write_section(text)
+    write_section(SECTION, text)
     return 0
 
 

@@ -52,6 +52,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from doc_section import write_section
 
 from musicrec_common.acousticbrainz import DocumentError, parse_document_detailed, parse_member_name
 from musicrec_common.corpus import generate_corpus, write_corpus_archive
@@ -611,21 +612,6 @@ def _table(args: argparse.Namespace, results: dict[str, dict[str, Any]], note: s
     return "\n".join(lines)
 
 
-def _write_section(path: Path, section: str) -> None:
-    """Replace (or append) the `SECTION` part of a Markdown file: up to the next "## " heading."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip("\n") == SECTION), None)
-    if start is None:
-        if not text.endswith("\n\n"):
-            text += "\n" if text.endswith("\n") else "\n\n"
-        path.write_text(text + section, encoding="utf-8")
-        return
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    tail = "".join(lines[end:])
-    path.write_text("".join(lines[:start]) + section + ("\n" + tail if tail else ""), encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -663,7 +649,7 @@ def main() -> None:
     print(section)
     if not args.no_write:
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        _write_section(args.output, section)
+        write_section(SECTION, section, args.output)
         print(f"written to {args.output}")
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import orjson
+from doc_section import write_section
 
 from musicrec_common.acousticbrainz import DocumentError, parse_document_detailed
 from musicrec_common.corpus import ARCHIVE_GROUND_TRUTH_SUFFIX, write_corpus_archive
@@ -41,7 +42,6 @@ from musicrec_common.features import raw_probability_vector
 from musicrec_ingestor.sources import Document, iter_source
 
 SECTION = "## Vector design (issue 5)"
-REPO = Path(__file__).resolve().parents[1]
 
 _BLOCKS = {group: len(GROUP_MODELS[group]) for group in GROUPS}
 
@@ -196,15 +196,7 @@ def main() -> int:
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
-        doc = REPO / "docs" / "benchmarks.md"
-        current = doc.read_text(encoding="utf-8") if doc.exists() else "# Benchmarks\n"
-        if SECTION in current:
-            before, _, rest = current.partition(SECTION)
-            after = rest[rest.find("\n## ") :] if "\n## " in rest else ""
-            current = before.rstrip() + "\n\n" + text.strip() + "\n" + after
-        else:
-            current = current.rstrip() + "\n\n" + text.strip() + "\n"
-        doc.write_text(current, encoding="utf-8")
+        write_section(SECTION, text)
     return 0
 
 
