@@ -4,6 +4,7 @@ catalog enrichment, explanations."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 from collections.abc import Sequence
@@ -226,18 +227,12 @@ class RecommenderServicer(recommender_pb2_grpc.RecommenderServiceServicer):
             max_year=_optional(request, "max_year"),
         )
         all_seeds = [*seeds, *negatives]
-        spec = FilterSpec(
-            classifier=spec.classifier,
-            genres=spec.genres,
-            min_genre_probability=spec.min_genre_probability,
-            decade=spec.decade,
-            min_year=spec.min_year,
-            max_year=spec.max_year,
+        artists = [t.artist for t in seeds if t.artist is not None] if request.exclude_seed_artists else []
+        spec = dataclasses.replace(
+            spec,
             include_placeholders=request.include_placeholders,
             exclude_ids=tuple(dict.fromkeys(t.mbid for t in all_seeds)),
-            exclude_artists=tuple(dict.fromkeys(t.artist for t in seeds if t.artist is not None))
-            if request.exclude_seed_artists
-            else (),
+            exclude_artists=tuple(dict.fromkeys(artists)),
             traits=bounds,
         )
 
