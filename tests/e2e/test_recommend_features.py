@@ -19,26 +19,15 @@ from musicrec_cli.clients import recommend
 from musicrec_cli.stack import ServiceStack
 from musicrec_common.corpus import CorpusSummary, read_ground_truth
 from musicrec_common.features import TRAITS
+from musicrec_common.model import GenreClassifier
 from musicrec_common.text import fold_for_search
+from musicrec_recommender.ranking import genre_labels
 from musicrec_vectorstore import PayloadValue
 from musicrec_vectorstore.payload import PPM
 
 pytestmark = [pytest.mark.e2e]
 
-GENRES = {
-    "rosamerica": ["cla", "dan", "hip", "jaz", "pop", "rhy", "roc", "spe"],
-    "dortmund": [
-        "alternative",
-        "blues",
-        "electronic",
-        "folkcountry",
-        "funksoulrnb",
-        "jazz",
-        "pop",
-        "raphiphop",
-        "rock",
-    ],
-}
+GENRES = {name: genre_labels(GenreClassifier(name)) for name in ("rosamerica", "dortmund")}
 CLASSIFIER_ENUM = {
     "rosamerica": recommender_pb2.GENRE_CLASSIFIER_ROSAMERICA,
     "dortmund": recommender_pb2.GENRE_CLASSIFIER_DORTMUND,

@@ -159,10 +159,11 @@ _BLOCK_SPANS: tuple[tuple[int, int], ...] = tuple(
     for i, block in enumerate(FEATURE_LAYOUT)
 )
 _NAN_BLOCKS: tuple[tuple[float, ...], ...] = tuple((_NAN,) * len(block.labels) for block in FEATURE_LAYOUT)
-_GENRE_INDEX = {block.model: i for i, block in enumerate(FEATURE_LAYOUT)}
-_ROSAMERICA = _GENRE_INDEX["genre_rosamerica"]
-_DORTMUND = _GENRE_INDEX["genre_dortmund"]
-_TZANETAKIS = _GENRE_INDEX["genre_tzanetakis"]
+# Each model's position in FEATURE_LAYOUT.
+_BLOCK_INDEX = {block.model: i for i, block in enumerate(FEATURE_LAYOUT)}
+_ROSAMERICA = _BLOCK_INDEX["genre_rosamerica"]
+_DORTMUND = _BLOCK_INDEX["genre_dortmund"]
+_TZANETAKIS = _BLOCK_INDEX["genre_tzanetakis"]
 
 # --------------------------------------------------------------------------------------------------
 # Cached helpers. Every cache is a plain dict, emptied when it grows past _CACHE_LIMIT entries.
@@ -457,10 +458,7 @@ def parse_document_fast(
 
 # Per trait: (its block's position in FEATURE_LAYOUT, the label's position in the block).
 _TRAIT_PLACES = tuple(
-    (next(i for i, b in enumerate(FEATURE_LAYOUT) if b.model == t.model), block.labels.index(t.label))
-    for t in TRAITS
-    for block in FEATURE_LAYOUT
-    if block.model == t.model
+    (_BLOCK_INDEX[t.model], FEATURE_LAYOUT[_BLOCK_INDEX[t.model]].labels.index(t.label)) for t in TRAITS
 )
 
 
