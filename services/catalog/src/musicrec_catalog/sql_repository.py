@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 import sqlalchemy as sa
 from psycopg import sql
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from musicrec_catalog.errors import CatalogUnavailableError
@@ -25,6 +26,12 @@ __all__ = ["SqlTrackRepository", "search_key"]
 _WRITTEN_COLUMNS: tuple[str, ...] = tuple(c.name for c in tracks_table.columns if c.name != "updated_at")
 #: Columns read back into a `Track`.
 _READ_COLUMNS = [c for c in tracks_table.columns if c.name not in {"title_key", "artist_key", "updated_at"}]
+# One statement text whatever the number of MBIDs (`mbid = ANY(array)`, not an IN list that changes
+# with its length): psycopg prepares a statement it has seen a few times, so the lookup on the
+# recommender's request path skips parsing and planning.
+_GET_MANY = sa.select(*_READ_COLUMNS).where(
+    tracks_table.c.mbid == sa.any_(sa.bindparam("mbids", type_=postgresql.ARRAY(sa.Uuid(as_uuid=True))))
+)
 
 _STAGING_TABLE = "musicrec_tracks_staging"
 
@@ -194,9 +201,8 @@ class SqlTrackRepository(TrackRepository):
         keys = {key for key in wanted if key is not None}
         if not keys:
             return []
-        stmt = sa.select(*_READ_COLUMNS).where(tracks_table.c.mbid.in_(sorted(keys)))
         with _unavailable_on_connection_errors(), self._engine.connect() as conn:
-            found = {row.mbid: _to_track(row) for row in conn.execute(stmt)}
+            found = {row.mbid: _to_track(row) for row in conn.execute(_GET_MANY, {"mbids": sorted(keys)})}
         return [found[key] for key in wanted if key is not None and key in found]
 
     def search(self, *, artist: str | None, title: str | None, limit: int) -> list[Track]:
