@@ -391,6 +391,18 @@ def test_a_stored_vector_finds_itself_first(loaded: VectorStore, dataset: DataSe
         assert dict(hits[0].payload) == dataset.payloads[index]
 
 
+def test_a_search_returns_only_the_payload_keys_asked(loaded: VectorStore, dataset: DataSet) -> None:
+    full = loaded.search(dataset.vectors[7], LIMIT, NO_FILTER)
+    keys = sorted({key for hit in full for key in hit.payload})[:2]
+    assert len(keys) == 2
+    narrow = loaded.search(dataset.vectors[7], LIMIT, NO_FILTER, payload_keys=[*keys, "no-such-key"])
+    assert [h.id for h in narrow] == [h.id for h in full]
+    for slim, whole in zip(narrow, full, strict=True):
+        assert dict(slim.payload) == {k: v for k, v in whole.payload.items() if k in keys}
+    bare = loaded.search(dataset.vectors[7], 3, NO_FILTER, payload_keys=[])
+    assert all(dict(hit.payload) == {} for hit in bare)
+
+
 def test_hit_ids_are_lower_case_hyphenated_uuids(loaded: VectorStore, dataset: DataSet) -> None:
     for hit in loaded.search(dataset.vectors[3], LIMIT, NO_FILTER):
         assert hit.id == str(uuid.UUID(hit.id))

@@ -244,7 +244,13 @@ class EdgeVectorStore(RecordReads):
         with self._engine("read from"):
             return shard.retrieve(ids, with_payload=payloads, with_vector=vectors)
 
-    def search(self, vector: npt.NDArray[np.float32], limit: int, search_filter: SearchFilter) -> list[Hit]:
+    def search(
+        self,
+        vector: npt.NDArray[np.float32],
+        limit: int,
+        search_filter: SearchFilter,
+        payload_keys: Sequence[str] | None = None,
+    ) -> list[Hit]:
         query = prepare_query(vector, self._dimension)
         if limit < 1:
             return []
@@ -253,7 +259,7 @@ class EdgeVectorStore(RecordReads):
             limit=limit,
             query=edge.Query.Nearest(query),
             filter=edge_filter(search_filter),
-            with_payload=True,
+            with_payload=True if payload_keys is None else edge.PayloadSelector.Include(list(payload_keys)),
             with_vector=False,
             params=self._search_params,
         )

@@ -59,11 +59,18 @@ class FeatureModelRef:
         self._text: str | None = None
         self._id = ""
 
+    def fresh(self) -> str | None:
+        """The model id when it was read less than `max_age` ago (no I/O), else None."""
+        if self._id and time.monotonic() - self._read_at < self._max_age:
+            return self._id
+        return None
+
     def current(self) -> str:
         """The model id, or "" while the index has none."""
+        known = self.fresh()
+        if known is not None:
+            return known
         now = time.monotonic()
-        if now - self._read_at < self._max_age and self._id:
-            return self._id
         text = self._store.get_metadata(FEATURE_MODEL_KEY)
         if text != self._text:
             try:

@@ -121,8 +121,18 @@ class VectorStore(Protocol):
         """The stored payloads of the given ids; ids that are not stored are absent from the result."""
         ...
 
-    def search(self, vector: npt.NDArray[np.float32], limit: int, search_filter: SearchFilter) -> list[Hit]:
-        """The `limit` nearest points by cosine similarity that satisfy `search_filter`, best first."""
+    def search(
+        self,
+        vector: npt.NDArray[np.float32],
+        limit: int,
+        search_filter: SearchFilter,
+        payload_keys: Sequence[str] | None = None,
+    ) -> list[Hit]:
+        """The `limit` nearest points by cosine similarity that satisfy `search_filter`, best first.
+
+        Each hit carries its whole payload, or only `payload_keys` when given (the request path asks
+        for the few keys it reads: turning a payload into Python objects costs more than the search).
+        """
         ...
 
     def count(self) -> int:

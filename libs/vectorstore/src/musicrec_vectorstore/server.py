@@ -256,7 +256,13 @@ class QdrantServerVectorStore(RecordReads):
         with self._engine("read from"):
             return client.retrieve(self._collection, ids, with_payload=payloads, with_vectors=vectors)
 
-    def search(self, vector: npt.NDArray[np.float32], limit: int, search_filter: SearchFilter) -> list[Hit]:
+    def search(
+        self,
+        vector: npt.NDArray[np.float32],
+        limit: int,
+        search_filter: SearchFilter,
+        payload_keys: Sequence[str] | None = None,
+    ) -> list[Hit]:
         query = prepare_query(vector, self._dimension)
         if limit < 1:
             return []
@@ -268,7 +274,7 @@ class QdrantServerVectorStore(RecordReads):
                 query=query,
                 query_filter=query_filter,
                 limit=limit,
-                with_payload=True,
+                with_payload=True if payload_keys is None else list(payload_keys),
                 with_vectors=False,
             )
         return [

@@ -156,6 +156,25 @@ class RecommenderServicer(recommender_pb2_grpc.RecommenderServiceServicer):
             tracks.append(matches[0])
         return tracks
 
+    async def _seed_tracks_and_vectors(
+        self, specs: Sequence[tuple[str, str, str]]
+    ) -> tuple[list[Track], dict[str, npt.NDArray[np.float32]]]:
+        """The seeds' catalog tracks and stored vectors. Seeds given by MBID are looked up in the
+        catalog and the vector index at the same time; seeds given by a query need the catalog first."""
+        mbids = [normalize_mbid(value, name) for name, kind, value in specs if kind == "mbid"]
+        early = asyncio.ensure_future(asyncio.to_thread(self._vectors.get_vectors, mbids)) if mbids else None
+        try:
+            tracks = await self._resolve(specs)
+        except BaseException:
+            if early is not None:
+                early.cancel()
+            raise
+        stored = dict(await early) if early is not None else {}
+        later = [t.mbid for t in tracks if t.mbid not in stored]
+        if later:
+            stored.update(await asyncio.to_thread(self._vectors.get_vectors, later))
+        return tracks, stored
+
     @staticmethod
     def _seed_specs(
         request: recommender_pb2.RecommendRequest,
@@ -186,7 +205,9 @@ class RecommenderServicer(recommender_pb2_grpc.RecommenderServiceServicer):
         self, request: recommender_pb2.RecommendRequest, context: Context
     ) -> recommender_pb2.RecommendResponse:
         limit = validate_limit(request.limit)
-        feature_model = await asyncio.to_thread(self._models.current)
+        feature_model = self._models.fresh()
+        if feature_model is None:
+            feature_model = await asyncio.to_thread(self._models.current)
         if request.feature_model and request.feature_model != feature_model:
             raise FailedPreconditionError(
                 f"the index was built with feature model {feature_model or '(none yet)'}, not "
@@ -211,8 +232,8 @@ class RecommenderServicer(recommender_pb2_grpc.RecommenderServiceServicer):
         cap = DEFAULT_MAX_PER_ARTIST if not request.HasField("max_per_artist") else request.max_per_artist
 
         positive_specs, negative_specs = self._seed_specs(request)
-        seeds = await self._resolve(positive_specs)
-        negatives = await self._resolve(negative_specs)
+        resolved, stored = await self._seed_tracks_and_vectors([*positive_specs, *negative_specs])
+        seeds, negatives = resolved[: len(positive_specs)], resolved[len(positive_specs) :]
         first = seeds[0]
         spec = resolve_filter(
             first,
@@ -236,7 +257,6 @@ class RecommenderServicer(recommender_pb2_grpc.RecommenderServiceServicer):
             traits=bounds,
         )
 
-        stored = await asyncio.to_thread(self._vectors.get_vectors, [t.mbid for t in all_seeds])
         missing = [t.mbid for t in all_seeds if t.mbid not in stored]
         if missing:
             raise FailedPreconditionError(
@@ -256,16 +276,15 @@ class RecommenderServicer(recommender_pb2_grpc.RecommenderServiceServicer):
             min_similarity,
         )
 
-        by_mbid = (
-            {t.mbid: t for t in await self._catalog.get_tracks([c.id for c in candidates])}
-            if candidates
-            else {}
-        )
-        vectors = (
-            await asyncio.to_thread(self._vectors.get_vectors, [c.id for c in candidates if c.vector is None])
-            if candidates
-            else {}
-        )
+        by_mbid: dict[str, Track] = {}
+        vectors: dict[str, npt.NDArray[np.float32]] = {}
+        if candidates:
+            # The catalog's answer and the vectors for the explanations, fetched at the same time.
+            tracks, vectors = await asyncio.gather(
+                self._catalog.get_tracks([c.id for c in candidates]),
+                asyncio.to_thread(self._vectors.get_vectors, [c.id for c in candidates if c.vector is None]),
+            )
+            by_mbid = {t.mbid: t for t in tracks}
         results: list[recommender_pb2.RecommendedTrack] = []
         for candidate in candidates:
             track = by_mbid.get(candidate.id)
@@ -329,11 +348,13 @@ class RecommenderServicer(recommender_pb2_grpc.RecommenderServiceServicer):
     ) -> tuple[list[Candidate], list[float]]:
         """The selected candidates, and the similarities of every candidate that passed the filters."""
         search_filter = spec.search_filter()
+        # Only the payload keys read here: the artist and work for the caps, the bounded traits.
+        keys = list(dict.fromkeys(["artist", "work", *(b.trait for b in bounds)]))
         targets = any(b.target is not None for b in bounds)
         post = targets or cap or not include_duplicates or diversity > 0 or min_similarity is not None
         ask = limit if not post else min(max(limit * _OVERSAMPLE, limit + 20), _MAX_CANDIDATES)
         while True:
-            hits: list[Hit] = self._vectors.search(query, ask, search_filter)
+            hits: list[Hit] = self._vectors.search(query, ask, search_filter, keys)
             exhausted = len(hits) < ask
             pool = [
                 Candidate(h.id, h.score, h.payload, h.score - trait_penalty(h.payload, bounds, weight))
