@@ -31,6 +31,7 @@ from musicrec_vectorstore import (
     PAYLOAD_FIELDS,
     EdgeVectorStore,
     Hit,
+    IndexConfig,
     PayloadValue,
     QdrantServerVectorStore,
     Range,
@@ -764,3 +765,73 @@ def test_the_factory_reports_an_unreachable_server_with_its_url(tmp_path: Path) 
     url = f"http://127.0.0.1:{port}"
     with pytest.raises(VectorStoreUnavailableError, match=url):
         open_vector_store(qdrant_url=url, api_key=None, data_dir=tmp_path, collection="tracks", dimension=DIM)
+
+
+# -- build settings ----------------------------------------------------------------------------------
+
+COMPACT = IndexConfig(hnsw_m=8, hnsw_ef_construct=32, hnsw_ef=256, quantization="int8", vectors_on_disk=True)
+
+
+@pytest.fixture(scope="module")
+def large_dataset() -> DataSet:
+    # Above Edge's indexing threshold (10 MB of vectors), so optimize() builds the graph and the
+    # quantized copy.
+    return _make_dataset(45_000, seed=77)
+
+
+@pytest.mark.parametrize("engine", ["edge", "qdrant-local"])
+def test_a_quantized_index_on_disk_answers_with_exact_scores_and_filters(
+    engine: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """int8 quantization with rescoring: the order may differ from exact search a little, but the
+    scores are the full vectors' cosines and the filters stay exact. (qdrant-client's local mode
+    takes the settings but searches exactly; the real server is the container test's job.)"""
+    dataset: DataSet = request.getfixturevalue("large_dataset" if engine == "edge" else "dataset")
+    if engine == "edge":
+        store: VectorStore = EdgeVectorStore(tmp_path / "edge", DIM, config=COMPACT)
+    else:
+        store = QdrantServerVectorStore(QdrantClient(location=":memory:"), "tracks", DIM, config=COMPACT)
+    try:
+        store.upsert(dataset.ids, dataset.vectors, dataset.payloads)
+        if isinstance(store, EdgeVectorStore):
+            assert store.optimize()
+        recalls = []
+        # Seeds are stored tracks: query with stored vectors (far-off random queries are where a
+        # small graph on clustered data misses whole clusters, quantized or not).
+        picks = np.random.default_rng(9).choice(len(dataset.ids), 16, replace=False)
+        for n, query in enumerate(dataset.vectors[picks]):
+            search_filter = NO_FILTER if n % 2 else SearchFilter(equals={"rosamerica": GENRES[n % 4]})
+            hits = store.search(query, LIMIT, search_filter)
+            expected = dataset.exact(query, LIMIT, search_filter)
+            cosines = dataset.cosine(query)
+            for hit in hits:
+                assert hit.score == pytest.approx(cosines[hit.id], abs=1e-4)
+                assert search_filter is NO_FILTER or hit.payload["rosamerica"] == GENRES[n % 4]
+            recalls.append(_recall(hits, expected))
+        assert float(np.mean(recalls)) >= 0.9
+    finally:
+        store.close()
+
+
+def test_an_edge_index_keeps_the_build_settings_it_was_created_with(dataset: DataSet, tmp_path: Path) -> None:
+    store = EdgeVectorStore(tmp_path / "edge", DIM, config=COMPACT)
+    store.upsert(dataset.ids[:100], dataset.vectors[:100], dataset.payloads[:100])
+    store.close()
+    # Reopened with the defaults: the stored shard stays quantized with its own graph settings.
+    reopened = EdgeVectorStore(tmp_path / "edge", DIM)
+    try:
+        stored = (tmp_path / "edge" / "edge_config.json").read_text(encoding="utf-8")
+        assert "int8" in stored.lower()
+        assert '"m": 8' in stored.replace(" ", "").replace('"m":8', '"m": 8')
+        assert reopened.search(dataset.vectors[5], 1, NO_FILTER)[0].id == dataset.ids[5]
+    finally:
+        reopened.close()
+
+
+def test_index_settings_are_checked() -> None:
+    with pytest.raises(VectorStoreError, match="hnsw_m"):
+        IndexConfig(hnsw_m=2)
+    with pytest.raises(VectorStoreError, match="hnsw_ef "):
+        IndexConfig(hnsw_ef=0)
+    with pytest.raises(VectorStoreError, match="quantization"):
+        IndexConfig(quantization="int4")  # type: ignore[arg-type]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from musicrec_catalog.settings import CatalogSettings
-from musicrec_cli.stack import SERVICES, ServiceStack, StackSettings
+from musicrec_cli.stack import SERVICES, IndexSettings, ServiceStack, StackSettings
 from musicrec_common.errors import UnavailableError
 from musicrec_common.grpc_server import wait_for_signal
 from musicrec_common.settings import CommonSettings
@@ -23,6 +23,7 @@ def stack_settings(common: CommonSettings, service: str, host: str | None, port:
         catalog=CatalogSettings(),
         ingestor=IngestorSettings(),
         recommender=RecommenderSettings(),
+        index=IndexSettings(),
     )
     targets = SERVICES if service == "all" else (service,)
     for name in targets:

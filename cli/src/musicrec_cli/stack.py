@@ -16,6 +16,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
 from musicrec_catalog.app import open_repository
 from musicrec_catalog.server import build_server as build_catalog
 from musicrec_catalog.settings import CatalogSettings
@@ -27,9 +29,10 @@ from musicrec_ingestor.server import build_server as build_ingestor
 from musicrec_ingestor.settings import IngestorSettings
 from musicrec_recommender.server import build_server as build_recommender
 from musicrec_recommender.settings import RecommenderSettings
-from musicrec_vectorstore import VectorStore, open_vector_store
+from musicrec_vectorstore import DEFAULT_INDEX_CONFIG, IndexConfig, VectorStore, open_vector_store
+from musicrec_vectorstore.index_config import Quantization
 
-__all__ = ["SERVICES", "ServiceStack", "StackSettings", "loopback_address"]
+__all__ = ["SERVICES", "IndexSettings", "ServiceStack", "StackSettings", "loopback_address"]
 
 log = logging.getLogger(__name__)
 SERVICES = ("catalog", "ingestor", "recommender")
@@ -42,12 +45,29 @@ def loopback_address(host: str, port: int) -> str:
     )
 
 
+class IndexSettings(BaseSettings):
+    """How the vector index is built and searched (env prefix MUSICREC_INDEX_); see IndexConfig.
+    The build settings apply when an index is created; MUSICREC_INDEX_HNSW_EF at every start."""
+
+    model_config = SettingsConfigDict(env_prefix="MUSICREC_INDEX_", extra="ignore")
+
+    hnsw_m: int = DEFAULT_INDEX_CONFIG.hnsw_m
+    hnsw_ef_construct: int = DEFAULT_INDEX_CONFIG.hnsw_ef_construct
+    hnsw_ef: int = DEFAULT_INDEX_CONFIG.hnsw_ef
+    quantization: Quantization = DEFAULT_INDEX_CONFIG.quantization
+    vectors_on_disk: bool = DEFAULT_INDEX_CONFIG.vectors_on_disk
+
+    def config(self) -> IndexConfig:
+        return IndexConfig(**self.model_dump())
+
+
 @dataclass
 class StackSettings:
     data_dir: Path
     catalog: CatalogSettings = field(default_factory=CatalogSettings)
     ingestor: IngestorSettings = field(default_factory=IngestorSettings)
     recommender: RecommenderSettings = field(default_factory=RecommenderSettings)
+    index: IndexSettings = field(default_factory=IndexSettings)
 
 
 class ServiceStack:
@@ -83,6 +103,7 @@ class ServiceStack:
                 data_dir=self.settings.data_dir,
                 collection=collection,
                 dimension=FEATURE_DIM,
+                config=self.settings.index.config(),
             )
             self._exit.callback(store.close)
             self._stores[key] = store

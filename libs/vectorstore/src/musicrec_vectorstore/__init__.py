@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from musicrec_vectorstore.edge import EdgeVectorStore
 from musicrec_vectorstore.factory import edge_path, open_vector_store
+from musicrec_vectorstore.index_config import DEFAULT_INDEX_CONFIG, IndexConfig
 from musicrec_vectorstore.port import (
     PAYLOAD_FIELDS,
     Hit,
@@ -29,9 +30,11 @@ if TYPE_CHECKING:
     from musicrec_vectorstore.server import QdrantServerVectorStore
 
 __all__ = [
+    "DEFAULT_INDEX_CONFIG",
     "PAYLOAD_FIELDS",
     "EdgeVectorStore",
     "Hit",
+    "IndexConfig",
     "PayloadValue",
     "PointBatch",
     "QdrantServerVectorStore",

@@ -30,6 +30,7 @@ from musicrec_vectorstore._common import (
     prepare_upsert,
 )
 from musicrec_vectorstore._filters import client_filter
+from musicrec_vectorstore.index_config import DEFAULT_INDEX_CONFIG, IndexConfig
 from musicrec_vectorstore.port import (
     PAYLOAD_FIELDS,
     Hit,
@@ -44,7 +45,6 @@ __all__ = ["DEFAULT_TIMEOUT_SECONDS", "QdrantServerVectorStore"]
 
 DEFAULT_TIMEOUT_SECONDS = 10
 
-_HNSW = models.HnswConfigDiff(m=16, ef_construct=100)
 _METADATA_NAMESPACE = uuid.UUID("6f1c1f0e-7d53-4c55-9d7e-2b1f4a8e9c01")
 _UNAVAILABLE_STATUSES = frozenset({502, 503, 504})
 
@@ -69,11 +69,17 @@ def _describe(client: QdrantClient) -> str:
     return "the Qdrant server"
 
 
+def _is_local(client: QdrantClient) -> bool:
+    """Whether `client` runs qdrant-client's local mode (in memory or on a path), not a server."""
+    options: dict[str, Any] = getattr(client, "init_options", None) or {}
+    return options.get("location") == ":memory:" or bool(options.get("path"))
+
+
 class QdrantServerVectorStore(RecordReads):
     """The VectorStore port over collection `collection` of the Qdrant behind `client`.
 
-    The collection (cosine distance, HNSW m=16 ef_construct=100) and the payload indexes of
-    PAYLOAD_FIELDS are created when missing; a collection of another vector size is refused with
+    The collection (cosine distance, HNSW and quantization as `config` says) and the payload
+    indexes of PAYLOAD_FIELDS are created when missing; a collection of another vector size is refused with
     VectorStoreError. `close()` closes the client only when `owns_client` is true (as it is for
     stores made by `from_url`).
     """
@@ -87,6 +93,7 @@ class QdrantServerVectorStore(RecordReads):
         target: str | None = None,
         owns_client: bool = False,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        config: IndexConfig = DEFAULT_INDEX_CONFIG,
     ) -> None:
         if not collection:
             raise VectorStoreError("the collection name must not be empty")
@@ -99,6 +106,16 @@ class QdrantServerVectorStore(RecordReads):
         self._owns_client = owns_client
         self._batch_size = batch_size
         self._payload_schema: dict[str, models.PayloadIndexInfo] = {}
+        self._config = config
+        # qdrant-client's local mode searches exactly and warns about any search parameters.
+        self._search_params = (
+            None
+            if _is_local(client)
+            else models.SearchParams(
+                hnsw_ef=config.hnsw_ef,
+                quantization=models.QuantizationSearchParams(rescore=True, oversampling=2.0),
+            )
+        )
         try:
             self._ensure_collection()
             self._ensure_payload_indexes()
@@ -115,6 +132,7 @@ class QdrantServerVectorStore(RecordReads):
         collection: str,
         dimension: int,
         timeout: int = DEFAULT_TIMEOUT_SECONDS,
+        config: IndexConfig = DEFAULT_INDEX_CONFIG,
     ) -> QdrantServerVectorStore:
         """Connect to the Qdrant server at `url` (REST); VectorStoreUnavailableError if it does not answer."""
         try:
@@ -123,7 +141,7 @@ class QdrantServerVectorStore(RecordReads):
             client = QdrantClient(url=url, api_key=api_key, timeout=timeout, check_compatibility=False)
         except (ValueError, TypeError) as exc:
             raise VectorStoreError(f"invalid Qdrant URL {url!r}: {exc}") from exc
-        return cls(client, collection, dimension, target=url, owns_client=True)
+        return cls(client, collection, dimension, target=url, owns_client=True, config=config)
 
     # -- setup ---------------------------------------------------------------------------------
 
@@ -137,9 +155,22 @@ class QdrantServerVectorStore(RecordReads):
                     client.create_collection(
                         self._collection,
                         vectors_config=models.VectorParams(
-                            size=self._dimension, distance=models.Distance.COSINE
+                            size=self._dimension,
+                            distance=models.Distance.COSINE,
+                            on_disk=self._config.vectors_on_disk,
                         ),
-                        hnsw_config=_HNSW,
+                        hnsw_config=models.HnswConfigDiff(
+                            m=self._config.hnsw_m, ef_construct=self._config.hnsw_ef_construct
+                        ),
+                        quantization_config=(
+                            models.ScalarQuantization(
+                                scalar=models.ScalarQuantizationConfig(
+                                    type=models.ScalarType.INT8, quantile=0.99, always_ram=True
+                                )
+                            )
+                            if self._config.quantized
+                            else None
+                        ),
                     )
             except VectorStoreUnavailableError:
                 raise
@@ -276,6 +307,7 @@ class QdrantServerVectorStore(RecordReads):
                 limit=limit,
                 with_payload=True if payload_keys is None else list(payload_keys),
                 with_vectors=False,
+                search_params=self._search_params,
             )
         return [
             Hit(id=id_to_str(point.id), score=float(point.score), payload=dict(point.payload or {}))
