@@ -54,6 +54,7 @@ class IndexSettings(BaseSettings):
     hnsw_m: int = DEFAULT_INDEX_CONFIG.hnsw_m
     hnsw_ef_construct: int = DEFAULT_INDEX_CONFIG.hnsw_ef_construct
     hnsw_ef: int = DEFAULT_INDEX_CONFIG.hnsw_ef
+    acorn: bool = DEFAULT_INDEX_CONFIG.acorn
     quantization: Quantization = DEFAULT_INDEX_CONFIG.quantization
     vectors_on_disk: bool = DEFAULT_INDEX_CONFIG.vectors_on_disk
 

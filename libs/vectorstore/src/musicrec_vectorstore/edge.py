@@ -105,6 +105,7 @@ class EdgeVectorStore(RecordReads):
         self._search_params = edge.SearchParams(
             hnsw_ef=config.hnsw_ef,
             quantization=edge.QuantizationSearchParams(rescore=True, oversampling=_OVERSAMPLING),
+            acorn=edge.AcornSearchParams(enable=config.acorn),
         )
         self._shard: edge.EdgeShard | None = self._open()
         try:

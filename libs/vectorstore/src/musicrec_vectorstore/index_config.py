@@ -25,6 +25,9 @@ class IndexConfig:
     - `hnsw_m`: links per point in the graph (more: better recall, slower build, more memory);
     - `hnsw_ef_construct`: candidates kept while building (more: better graph, slower build);
     - `hnsw_ef`: candidates kept while searching (more: better recall, slower search);
+    - `acorn`: filtered searches walk two hops of the graph where a filter removed the direct
+      neighbours (Qdrant's ACORN), instead of losing the trail; the engine applies it only to
+      selective filters;
     - `quantization`: "int8" keeps a 1-byte-per-dimension copy of the vectors in RAM and searches
       it, then rescores the best candidates with the full vectors (4x less RAM for the scan);
     - `vectors_on_disk`: full vectors memory-mapped from disk instead of held in RAM (with int8
@@ -33,7 +36,8 @@ class IndexConfig:
 
     hnsw_m: int = 16
     hnsw_ef_construct: int = 100
-    hnsw_ef: int = 200
+    hnsw_ef: int = 400
+    acorn: bool = True
     quantization: Quantization = "none"
     vectors_on_disk: bool = False
 

@@ -114,6 +114,7 @@ class QdrantServerVectorStore(RecordReads):
             else models.SearchParams(
                 hnsw_ef=config.hnsw_ef,
                 quantization=models.QuantizationSearchParams(rescore=True, oversampling=2.0),
+                acorn=models.AcornSearchParams(enable=config.acorn),
             )
         )
         try:
