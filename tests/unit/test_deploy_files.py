@@ -480,12 +480,13 @@ def test_contract_variables_are_real_settings() -> None:
 
 def _settings_env_names() -> set[str]:
     from musicrec_catalog.settings import CatalogSettings
+    from musicrec_cli.stack import IndexSettings
     from musicrec_common.settings import CommonSettings
     from musicrec_ingestor.settings import IngestorSettings
     from musicrec_recommender.settings import RecommenderSettings
 
     names = set()
-    for settings in (CommonSettings, CatalogSettings, IngestorSettings, RecommenderSettings):
+    for settings in (CommonSettings, CatalogSettings, IngestorSettings, RecommenderSettings, IndexSettings):
         prefix = settings.model_config.get("env_prefix", "")
         names |= {f"{prefix}{field}".upper() for field in settings.model_fields}
     return names
