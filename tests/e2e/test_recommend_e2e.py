@@ -15,7 +15,9 @@ from musicrec.ingestor.v1 import ingestor_pb2
 from musicrec.recommender.v1 import recommender_pb2
 from musicrec_cli.clients import check_health, ingest, recommend
 from musicrec_cli.stack import ServiceStack, StackSettings
+from musicrec_common.catalog_client import CatalogClient
 from musicrec_common.corpus import CorpusSummary, read_ground_truth
+from musicrec_common.model import Track
 from musicrec_common.text import fold_for_search
 
 pytestmark = [pytest.mark.e2e]
@@ -237,3 +239,33 @@ async def test_recommender_answers_unavailable_when_the_catalog_is_down(
     details = error.value.details() or ""
     assert "catalog" in details
     assert own.addresses["catalog"] in details
+
+
+async def test_a_seed_in_the_catalog_but_not_in_the_index_is_a_failed_precondition(
+    stack: ServiceStack, ingested: ingestor_pb2.IngestReport
+) -> None:
+    """Say what is wrong: the track exists, the vector index lacks it (an interrupted ingest)."""
+    mbid = "7e57ab1e-0000-4000-8000-00000000c0de"
+    only_in_catalog = Track(
+        mbid=mbid,
+        submission=0,
+        title="Indexless",
+        artist="Catalog-only Test Artist",
+        album=None,
+        release_date=None,
+        year=2001,
+        rosamerica=None,
+        dortmund=None,
+        tzanetakis=None,
+    )
+    client = CatalogClient(stack.addresses["catalog"])
+    try:
+        await client.upsert([[only_in_catalog]])
+    finally:
+        await client.close()
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await recommend(
+            stack.addresses["recommender"], recommender_pb2.RecommendRequest(seed_mbid=mbid, limit=5)
+        )
+    assert error.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+    assert "not in the vector index" in (error.value.details() or "")

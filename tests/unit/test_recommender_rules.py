@@ -14,6 +14,7 @@ from musicrec_common.model import GenreClassifier, GenrePrediction, Track
 from musicrec_recommender.ranking import (
     Candidate,
     FilterSpec,
+    SeedFacts,
     TraitBound,
     query_vector,
     resolve_filter,
@@ -25,13 +26,14 @@ from musicrec_recommender.ranking import (
     validate_traits,
 )
 from musicrec_vectorstore import PayloadValue, Range
-from musicrec_vectorstore.payload import name_hash
+from musicrec_vectorstore.payload import name_hash, payload_for
 
 pytestmark = pytest.mark.unit
 
 
-def _track(year: int | None = 1994, rosamerica: str | None = "roc") -> Track:
-    return Track(
+def _track(year: int | None = 1994, rosamerica: str | None = "roc") -> SeedFacts:
+    """A seed as the recommender sees it before the search: through its payload in the index."""
+    track = Track(
         mbid="564ccd5c-c4d3-4752-9abf-c33bb085d6a5",
         submission=0,
         title="Song",
@@ -43,6 +45,7 @@ def _track(year: int | None = 1994, rosamerica: str | None = "roc") -> Track:
         dortmund=GenrePrediction("rock", 0.6),
         tzanetakis=None,
     )
+    return SeedFacts.from_payload(track.mbid, payload_for(track))
 
 
 def test_same_genre_and_decade_come_from_the_seed() -> None:
@@ -50,6 +53,18 @@ def test_same_genre_and_decade_come_from_the_seed() -> None:
     assert (spec.genres, spec.decade, spec.min_year, spec.max_year) == (("roc",), 1990, 1990, 1999)
     spec = resolve_filter(_track(), GenreClassifier.DORTMUND, same_genre=True)
     assert (spec.genres, spec.decade, spec.min_year, spec.max_year) == (("rock",), None, None, None)
+
+
+def test_seed_facts_come_from_the_payload() -> None:
+    seed = _track()
+    assert seed.genres == {"rosamerica": "roc", "dortmund": "rock"}
+    assert (seed.year, seed.decade, seed.artist_hash) == (1994, 1990, name_hash("Band"))
+    bare = SeedFacts.from_payload("x", {"placeholder": False, "year": True, "artist": "Band"})
+    assert (bare.genres, bare.year, bare.artist_hash) == ({}, None, None)
+    with pytest.raises(FailedPreconditionError, match="no rosamerica genre"):
+        resolve_filter(bare, GenreClassifier.ROSAMERICA, same_genre=True)
+    with pytest.raises(FailedPreconditionError, match="no known release year"):
+        resolve_filter(bare, GenreClassifier.ROSAMERICA, same_decade=True)
 
 
 def test_explicit_values_win_and_are_validated() -> None:
@@ -87,7 +102,7 @@ def test_a_filter_spec_becomes_exact_payload_conditions() -> None:
         min_year=1990,
         max_year=1999,
         exclude_ids=("a",),
-        exclude_artists=("Band", "BAND"),
+        exclude_artist_hashes=(name_hash("Band"), name_hash("BAND")),
         traits=(
             TraitBound("happy", min=0.6),
             TraitBound("sad", max=0.2, target=0.1),

@@ -15,12 +15,11 @@ import numpy.typing as npt
 
 from musicrec_common.errors import FailedPreconditionError, InvalidArgumentError
 from musicrec_common.features import FEATURE_LAYOUT
-from musicrec_common.model import GenreClassifier, Track
+from musicrec_common.model import GenreClassifier, decade_of
 from musicrec_vectorstore import PayloadValue, Range, SearchFilter
 from musicrec_vectorstore.payload import (
     PPM,
     TRAIT_KEYS,
-    name_hash,
     ppm_at_least,
     ppm_at_most,
     probability_key,
@@ -32,6 +31,7 @@ __all__ = [
     "MAX_LIMIT",
     "Candidate",
     "FilterSpec",
+    "SeedFacts",
     "SimilarityStats",
     "TraitBound",
     "genre_labels",
@@ -122,6 +122,36 @@ def validate_traits(bounds: Sequence[TraitBound], field_name: str = "traits") ->
 
 
 @dataclass(frozen=True, slots=True)
+class SeedFacts:
+    """What the vector index's payload tells of a seed: its genre labels, release year and artist
+    hash. Enough to resolve "same genre", "same decade" and "not the seed's artist" before the
+    search, without waiting for the catalog."""
+
+    mbid: str
+    genres: Mapping[str, str] = field(default_factory=dict)  # classifier value -> winning label
+    year: int | None = None
+    artist_hash: int | None = None
+
+    @classmethod
+    def from_payload(cls, mbid: str, payload: Mapping[str, PayloadValue]) -> SeedFacts:
+        genres = {c.value: label for c in GenreClassifier if isinstance(label := payload.get(c.value), str)}
+        year, artist = payload.get("year"), payload.get("artist")
+        return cls(
+            mbid=mbid,
+            genres=genres,
+            year=year if isinstance(year, int) and not isinstance(year, bool) else None,
+            artist_hash=artist if isinstance(artist, int) and not isinstance(artist, bool) else None,
+        )
+
+    def genre(self, classifier: GenreClassifier) -> str | None:
+        return self.genres.get(classifier.value)
+
+    @property
+    def decade(self) -> int | None:
+        return decade_of(self.year)
+
+
+@dataclass(frozen=True, slots=True)
 class FilterSpec:
     """The exact conditions of a request, in domain terms (also reported back as applied)."""
 
@@ -133,7 +163,7 @@ class FilterSpec:
     max_year: int | None = None
     include_placeholders: bool = False
     exclude_ids: tuple[str, ...] = ()
-    exclude_artists: tuple[str, ...] = ()
+    exclude_artist_hashes: tuple[int, ...] = ()  # payload "artist" values (`payload.name_hash`)
     traits: tuple[TraitBound, ...] = ()
 
     def search_filter(self) -> SearchFilter:
@@ -155,8 +185,8 @@ class FilterSpec:
                     gte=None if bound.min is None else ppm_at_least(bound.min),
                     lte=None if bound.max is None else ppm_at_most(bound.max),
                 )
-        if self.exclude_artists:
-            exclude["artist"] = sorted({name_hash(artist) for artist in self.exclude_artists})
+        if self.exclude_artist_hashes:
+            exclude["artist"] = sorted(set(self.exclude_artist_hashes))
         return SearchFilter(
             any_of=any_of,
             ranges=ranges,
@@ -167,7 +197,7 @@ class FilterSpec:
 
 
 def resolve_filter(
-    seed: Track,
+    seed: SeedFacts,
     classifier: GenreClassifier,
     *,
     genre: str | None = None,
@@ -190,10 +220,10 @@ def resolve_filter(
                 where, f"{label!r} is not a {classifier.value} label; one of {', '.join(labels)}"
             )
     if not wanted and same_genre:
-        prediction = seed.genre(classifier)
-        if prediction is None:
+        seed_label = seed.genre(classifier)
+        if seed_label is None:
             raise FailedPreconditionError(f"the seed track has no {classifier.value} genre to filter by")
-        wanted = [prediction.label]
+        wanted = [seed_label]
     if min_genre_probability is not None:
         if not (math.isfinite(min_genre_probability) and 0.0 <= min_genre_probability <= 1.0):
             raise InvalidArgumentError(

@@ -7,7 +7,8 @@ import asyncio
 import dataclasses
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -26,6 +27,7 @@ from musicrec_recommender.ranking import (
     DEFAULT_TARGET_WEIGHT,
     Candidate,
     FilterSpec,
+    SeedFacts,
     TraitBound,
     query_vector,
     resolve_filter,
@@ -36,7 +38,7 @@ from musicrec_recommender.ranking import (
     validate_limit,
     validate_traits,
 )
-from musicrec_vectorstore import Hit, VectorStore
+from musicrec_vectorstore import Hit, PayloadValue, VectorStore
 from musicrec_vectorstore.feature_models import FeatureModelRef
 
 __all__ = ["RecommenderServicer"]
@@ -106,13 +108,13 @@ def _trait_bounds(request: recommender_pb2.RecommendRequest) -> tuple[TraitBound
     return validate_traits(bounds)
 
 
-def _facts(track: Track, seed: Track, bounds: Sequence[TraitBound], hit: Candidate) -> list[str]:
+def _facts(track: Track, seed: SeedFacts, bounds: Sequence[TraitBound], hit: Candidate) -> list[str]:
     """Plain-language reasons besides the feature groups: what the track shares with the first seed,
     and its traits where the request bounds or targets them."""
     facts = []
     for classifier in GenreClassifier:
         mine, theirs = track.genre(classifier), seed.genre(classifier)
-        if mine is not None and theirs is not None and mine.label == theirs.label:
+        if mine is not None and mine.label == theirs:
             facts.append(f"same {classifier.value} genre as the seed: {mine.label}")
     if track.decade is not None and track.decade == seed.decade:
         facts.append(f"same decade as the seed: {track.decade}s")
@@ -127,53 +129,71 @@ def _facts(track: Track, seed: Track, bounds: Sequence[TraitBound], hit: Candida
     return facts
 
 
+@dataclass(slots=True)
+class _Seed:
+    facts: SeedFacts
+    vector: npt.NDArray[np.float32]
+    track: Track | None = None  # the catalog's row, once fetched
+
+    @property
+    def catalog_track(self) -> Track:
+        assert self.track is not None, "the seed's catalog row is fetched before the response"
+        return self.track
+
+
+async def _nothing() -> list[Track]:
+    return []
+
+
+async def _nothing_stored() -> dict[str, npt.NDArray[np.float32]]:
+    return {}
+
+
 class RecommenderServicer(recommender_pb2_grpc.RecommenderServiceServicer):
     def __init__(self, catalog: CatalogClient, vectors: VectorStore) -> None:
         self._catalog = catalog
         self._vectors = vectors
         self._models = FeatureModelRef(vectors)
 
-    async def _resolve(self, seeds: Sequence[tuple[str, str, str]]) -> list[Track]:
-        """Tracks for (field, kind, value) seeds, in order; kind is "mbid" or "query"."""
-        by_mbid: dict[str, str] = {}
-        for field_name, kind, value in seeds:
+    async def _seeds(self, specs: Sequence[tuple[str, str, str]]) -> list[_Seed]:
+        """The seeds of (field, kind, value) specs, in order; kind is "mbid" or "query".
+
+        A seed given by MBID is read from the vector index alone (its vector, and from its payload
+        what the filters need); the catalog is asked only about seeds given by a query, and about
+        seeds the index lacks, to tell an unknown track from one that was never indexed.
+        """
+        mbids: list[str] = []
+        tracks: dict[str, Track] = {}
+        for field_name, kind, value in specs:
             if kind == "mbid":
-                by_mbid[normalize_mbid(value, field_name)] = field_name
-        found = {t.mbid: t for t in await self._catalog.get_tracks(list(by_mbid))} if by_mbid else {}
-        tracks: list[Track] = []
-        for field_name, kind, value in seeds:
-            if kind == "mbid":
-                mbid = normalize_mbid(value, field_name)
-                if mbid not in found:
-                    raise NotFoundError(f"no track with MBID {mbid} in the catalog ({field_name})")
-                tracks.append(found[mbid])
+                mbids.append(normalize_mbid(value, field_name))
                 continue
             if not value.strip():
                 raise InvalidArgumentError(field_name, "the seed query is empty")
             matches = await self._catalog.search(query=value, limit=1)
             if not matches:
                 raise NotFoundError(f"no track in the catalog matches {value!r} ({field_name})")
-            tracks.append(matches[0])
-        return tracks
+            mbids.append(matches[0].mbid)
+            tracks[matches[0].mbid] = matches[0]
+        vectors, payloads = await asyncio.to_thread(self._stored, mbids)
+        missing = [(spec[0], mbid) for spec, mbid in zip(specs, mbids, strict=True) if mbid not in vectors]
+        if missing:
+            in_catalog = {t.mbid for t in await self._catalog.get_tracks([m for _, m in missing])}
+            for field_name, mbid in missing:
+                if mbid not in in_catalog:
+                    raise NotFoundError(f"no track with MBID {mbid} in the catalog ({field_name})")
+            raise FailedPreconditionError(
+                f"track {missing[0][1]} is in the catalog but not in the vector index; run the ingest again"
+            )
+        return [
+            _Seed(SeedFacts.from_payload(mbid, payloads.get(mbid, {})), vectors[mbid], tracks.get(mbid))
+            for mbid in mbids
+        ]
 
-    async def _seed_tracks_and_vectors(
-        self, specs: Sequence[tuple[str, str, str]]
-    ) -> tuple[list[Track], dict[str, npt.NDArray[np.float32]]]:
-        """The seeds' catalog tracks and stored vectors. Seeds given by MBID are looked up in the
-        catalog and the vector index at the same time; seeds given by a query need the catalog first."""
-        mbids = [normalize_mbid(value, name) for name, kind, value in specs if kind == "mbid"]
-        early = asyncio.ensure_future(asyncio.to_thread(self._vectors.get_vectors, mbids)) if mbids else None
-        try:
-            tracks = await self._resolve(specs)
-        except BaseException:
-            if early is not None:
-                early.cancel()
-            raise
-        stored = dict(await early) if early is not None else {}
-        later = [t.mbid for t in tracks if t.mbid not in stored]
-        if later:
-            stored.update(await asyncio.to_thread(self._vectors.get_vectors, later))
-        return tracks, stored
+    def _stored(
+        self, mbids: Sequence[str]
+    ) -> tuple[dict[str, npt.NDArray[np.float32]], dict[str, Mapping[str, PayloadValue]]]:
+        return self._vectors.get_vectors(mbids), self._vectors.get_payloads(mbids)
 
     @staticmethod
     def _seed_specs(
@@ -232,9 +252,9 @@ class RecommenderServicer(recommender_pb2_grpc.RecommenderServiceServicer):
         cap = DEFAULT_MAX_PER_ARTIST if not request.HasField("max_per_artist") else request.max_per_artist
 
         positive_specs, negative_specs = self._seed_specs(request)
-        resolved, stored = await self._seed_tracks_and_vectors([*positive_specs, *negative_specs])
+        resolved = await self._seeds([*positive_specs, *negative_specs])
         seeds, negatives = resolved[: len(positive_specs)], resolved[len(positive_specs) :]
-        first = seeds[0]
+        first = seeds[0].facts
         spec = resolve_filter(
             first,
             classifier,
@@ -248,21 +268,19 @@ class RecommenderServicer(recommender_pb2_grpc.RecommenderServiceServicer):
             max_year=_optional(request, "max_year"),
         )
         all_seeds = [*seeds, *negatives]
-        artists = [t.artist for t in seeds if t.artist is not None] if request.exclude_seed_artists else []
+        artists = (
+            [s.facts.artist_hash for s in seeds if s.facts.artist_hash is not None]
+            if request.exclude_seed_artists
+            else []
+        )
         spec = dataclasses.replace(
             spec,
             include_placeholders=request.include_placeholders,
-            exclude_ids=tuple(dict.fromkeys(t.mbid for t in all_seeds)),
-            exclude_artists=tuple(dict.fromkeys(artists)),
+            exclude_ids=tuple(dict.fromkeys(s.facts.mbid for s in all_seeds)),
+            exclude_artist_hashes=tuple(dict.fromkeys(artists)),
             traits=bounds,
         )
-
-        missing = [t.mbid for t in all_seeds if t.mbid not in stored]
-        if missing:
-            raise FailedPreconditionError(
-                f"track {missing[0]} is in the catalog but not in the vector index; run the ingest again"
-            )
-        query = query_vector([stored[t.mbid] for t in seeds], [stored[t.mbid] for t in negatives])
+        query = query_vector([s.vector for s in seeds], [s.vector for s in negatives])
         candidates, considered = await asyncio.to_thread(
             self._candidates,
             query,
@@ -276,15 +294,22 @@ class RecommenderServicer(recommender_pb2_grpc.RecommenderServiceServicer):
             min_similarity,
         )
 
-        by_mbid: dict[str, Track] = {}
-        vectors: dict[str, npt.NDArray[np.float32]] = {}
-        if candidates:
-            # The catalog's answer and the vectors for the explanations, fetched at the same time.
-            tracks, vectors = await asyncio.gather(
-                self._catalog.get_tracks([c.id for c in candidates]),
-                asyncio.to_thread(self._vectors.get_vectors, [c.id for c in candidates if c.vector is None]),
-            )
-            by_mbid = {t.mbid: t for t in tracks}
+        # One catalog call for the seeds' and the results' metadata, while the results' vectors
+        # (for the explanations) are read from the index.
+        wanted = [s.facts.mbid for s in all_seeds if s.track is None] + [c.id for c in candidates]
+        unseen = [c.id for c in candidates if c.vector is None]
+        tracks, vectors = await asyncio.gather(
+            self._catalog.get_tracks(list(dict.fromkeys(wanted))) if wanted else _nothing(),
+            asyncio.to_thread(self._vectors.get_vectors, unseen) if unseen else _nothing_stored(),
+        )
+        by_mbid = {t.mbid: t for t in tracks}
+        for seed in all_seeds:
+            if seed.track is None:
+                seed.track = by_mbid.get(seed.facts.mbid)
+            if seed.track is None:
+                raise NotFoundError(f"no track with MBID {seed.facts.mbid} in the catalog")
+        seed_tracks = [s.catalog_track for s in seeds]
+        negative_tracks = [s.catalog_track for s in negatives]
         results: list[recommender_pb2.RecommendedTrack] = []
         for candidate in candidates:
             track = by_mbid.get(candidate.id)
@@ -324,9 +349,9 @@ class RecommenderServicer(recommender_pb2_grpc.RecommenderServiceServicer):
         if min_similarity is not None:
             applied.min_similarity = min_similarity
         return recommender_pb2.RecommendResponse(
-            seed=_to_proto(first),
-            seeds=[_to_proto(t) for t in seeds],
-            negative_seeds=[_to_proto(t) for t in negatives],
+            seed=_to_proto(seed_tracks[0]),
+            seeds=[_to_proto(t) for t in seed_tracks],
+            negative_seeds=[_to_proto(t) for t in negative_tracks],
             tracks=results,
             stats=_stats_proto(stats),
             candidate_stats=_stats_proto(candidate_stats),
