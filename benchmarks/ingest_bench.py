@@ -16,16 +16,14 @@ import argparse
 import asyncio
 import datetime as dt
 import os
-import platform
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
+from bench_common import PeakMemory, du, machine
 from doc_section import write_section
 
 from musicrec_catalog.settings import CatalogSettings
@@ -36,77 +34,6 @@ from musicrec_ingestor.settings import IngestorSettings
 from musicrec_recommender.settings import RecommenderSettings
 
 SECTION = "## End-to-end ingest (issue 4)"
-
-
-def _machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, {platform.system()}"
-
-
-def _du(path: Path) -> int:
-    out = subprocess.run(["du", "-sb", str(path)], capture_output=True, text=True, check=False).stdout
-    return int(out.split()[0]) if out else 0
-
-
-class _PeakMemory:
-    """Peak RSS (VmHWM) of the parse workers (this process's descendants) and of the embedded
-    PostgreSQL (processes whose command line names the data dir), sampled every half second from
-    /proc. getrusage's RUSAGE_CHILDREN mixes in every child that ever exited (the corpus generator's
-    workers, PostgreSQL's helpers) and misses the running server, which pg_ctl detaches."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self._marker = str(data_dir).encode()
-        self.peaks: dict[str, int] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> _PeakMemory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.5):
-            self._sample()
-
-    def _sample(self) -> None:
-        parents: dict[int, int] = {}
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = (entry / "stat").read_text()
-                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-        mine: set[int] = set()
-        frontier = {os.getpid()}
-        while frontier:
-            frontier = {pid for pid, parent in parents.items() if parent in frontier} - mine
-            mine |= frontier
-        for pid in parents:
-            try:
-                command = Path(f"/proc/{pid}/cmdline").read_bytes()
-                if pid not in mine and self._marker not in command:
-                    continue
-                status = Path(f"/proc/{pid}/status").read_text()
-            except OSError:
-                continue
-            kind = "postgres" if b"postgres" in command else "worker"
-            for line in status.splitlines():
-                if line.startswith("VmHWM:"):
-                    kib = int(line.split()[1])
-                    self.peaks[kind] = max(self.peaks.get(kind, 0), kib)
 
 
 async def _run(archive: Path, data_dir: Path, workers: int, batch_size: int) -> tuple[object, float]:
@@ -139,7 +66,7 @@ def main() -> int:
         write_corpus_archive(archive, tracks=args.tracks, seed=1)
     data_dir = args.workdir / "data"
     shutil.rmtree(data_dir, ignore_errors=True)
-    with _PeakMemory(data_dir) as memory:
+    with PeakMemory(data_dir) as memory:
         report, wall = asyncio.run(_run(archive, data_dir, args.workers, args.batch_size))
     from musicrec.ingestor.v1 import ingestor_pb2
 
@@ -158,7 +85,7 @@ def main() -> int:
     # The run ends with the HNSW build (stage "index"); the issue's ingest target leaves it out.
     index_seconds = sum(s.seconds for s in report.stages if s.stage == "index")
     wall_total, wall = wall, wall - index_seconds
-    pg, qd = _du(data_dir / "postgres"), _du(data_dir / "qdrant")
+    pg, qd = du(data_dir / "postgres"), du(data_dir / "qdrant")
     per_million = 1e6 / max(report.tracks_stored, 1) / 1e9  # bytes → GB per million tracks
     size_mb = archive.stat().st_size / 1e6
     slowest = max((s for s in report.stages if s.stage != "index"), key=lambda s: s.seconds).stage
@@ -166,7 +93,7 @@ def main() -> int:
     command = f"uv run python benchmarks/ingest_bench.py --tracks {args.tracks} --workers {args.workers}"
     text = f"""{SECTION}
 
-Command: `{command}` — {dt.date.today().isoformat()}, {_machine()}.
+Command: `{command}` — {dt.date.today().isoformat()}, {machine()}.
 One `.tar.zst` of {args.tracks:,} synthetic recordings ({docs:,} documents, {size_mb:.0f} MB)
 into the embedded PostgreSQL 18 and Qdrant Edge through the ingestor's gRPC API, {args.workers} parse
 workers, batches of {args.batch_size:,}. The run ends with the HNSW build, timed apart.
