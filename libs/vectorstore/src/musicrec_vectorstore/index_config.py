@@ -38,7 +38,7 @@ class IndexConfig:
     hnsw_ef_construct: int = 100
     hnsw_ef: int = 400
     acorn: bool = True
-    quantization: Quantization = "none"
+    quantization: Quantization = "int8"
     vectors_on_disk: bool = False
 
     def __post_init__(self) -> None:
