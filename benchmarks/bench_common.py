@@ -9,20 +9,23 @@ import threading
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["PeakMemory", "du", "machine", "vm_hwm_kib"]
+__all__ = ["PeakMemory", "cpu_model", "du", "machine", "vm_hwm_kib"]
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo ("unknown CPU" where there is none)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
 
 
 def machine() -> str:
     """CPUs, CPU model, Python and OS, for a benchmark's header line."""
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, {platform.system()}"
+    return f"{os.cpu_count()} CPUs ({cpu_model()}), Python {platform.python_version()}, {platform.system()}"
 
 
 def du(path: Path) -> int:

@@ -52,6 +52,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from bench_common import cpu_model
 from doc_section import write_section
 
 from musicrec_common.acousticbrainz import DocumentError, parse_document_detailed, parse_member_name
@@ -448,14 +449,7 @@ def _run_variant(args: argparse.Namespace) -> None:
 
 
 def _machine() -> dict[str, str]:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    model = cpu_model()
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
         "nproc": str(affinity),
