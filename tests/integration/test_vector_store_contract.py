@@ -835,3 +835,19 @@ def test_index_settings_are_checked() -> None:
         IndexConfig(hnsw_ef=0)
     with pytest.raises(VectorStoreError, match="quantization"):
         IndexConfig(quantization="int4")  # type: ignore[arg-type]
+
+
+def test_a_wider_search_finds_at_least_as_much_and_the_width_is_checked(
+    loaded: VectorStore, dataset: DataSet
+) -> None:
+    narrow, wide = [], []
+    for query in _queries(dataset, 12, seed=21):
+        expected = dataset.exact(query, LIMIT, NO_FILTER)
+        narrow.append(_recall(loaded.search(query, LIMIT, NO_FILTER), expected))
+        hits = loaded.search(query, LIMIT, NO_FILTER, width=4)
+        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+        wide.append(_recall(hits, expected))
+    assert float(np.mean(wide)) >= float(np.mean(narrow))
+    for bad in (0, 17):
+        with pytest.raises(VectorStoreError, match="search width"):
+            loaded.search(dataset.vectors[0], LIMIT, NO_FILTER, width=bad)

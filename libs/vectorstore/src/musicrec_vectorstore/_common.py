@@ -207,6 +207,16 @@ def point_batch(records: Sequence[StoredRecord], dimension: int) -> PointBatch:
     return PointBatch(ids, matrix.astype(np.float32, copy=False), payloads)
 
 
+MAX_SEARCH_WIDTH = 16
+
+
+def check_width(width: int) -> int:
+    """A search-width multiplier: 1 .. MAX_SEARCH_WIDTH."""
+    if not 1 <= width <= MAX_SEARCH_WIDTH:
+        raise VectorStoreError(f"search width must be in 1..{MAX_SEARCH_WIDTH}, not {width}")
+    return width
+
+
 def check_batch_size(batch_size: int) -> int:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise VectorStoreError(f"batch_size must be a positive integer, not {batch_size!r}")

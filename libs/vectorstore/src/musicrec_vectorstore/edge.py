@@ -27,6 +27,7 @@ from musicrec_vectorstore._common import (
     check_batch_size,
     check_dimension,
     check_metadata,
+    check_width,
     id_to_str,
     point_batch,
     prepare_query,
@@ -100,13 +101,7 @@ class EdgeVectorStore(RecordReads):
             raise VectorStoreError(f"batch_size must be positive, not {batch_size}")
         self._batch_size = batch_size
         self._config = config
-        # Rescoring applies only to a quantized shard (whatever `config` says, the stored build
-        # settings decide); for others the engine ignores it.
-        self._search_params = edge.SearchParams(
-            hnsw_ef=config.hnsw_ef,
-            quantization=edge.QuantizationSearchParams(rescore=True, oversampling=_OVERSAMPLING),
-            acorn=edge.AcornSearchParams(enable=config.acorn),
-        )
+        self._search_params = self._widened(1)
         self._shard: edge.EdgeShard | None = self._open()
         try:
             self._metadata = self._read_metadata()
@@ -114,6 +109,15 @@ class EdgeVectorStore(RecordReads):
         except BaseException:
             self.close()
             raise
+
+    def _widened(self, width: int) -> edge.SearchParams:
+        # Rescoring applies only to a quantized shard (whatever the config says, the stored build
+        # settings decide); for others the engine ignores it.
+        return edge.SearchParams(
+            hnsw_ef=self._config.hnsw_ef * width,
+            quantization=edge.QuantizationSearchParams(rescore=True, oversampling=_OVERSAMPLING),
+            acorn=edge.AcornSearchParams(enable=self._config.acorn),
+        )
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -268,18 +272,20 @@ class EdgeVectorStore(RecordReads):
         limit: int,
         search_filter: SearchFilter,
         payload_keys: Sequence[str] | None = None,
+        width: int = 1,
     ) -> list[Hit]:
         query = prepare_query(vector, self._dimension)
         if limit < 1:
             return []
         shard = self._live()
+        params = self._search_params if width == 1 else self._widened(check_width(width))
         request = edge.QueryRequest(
             limit=limit,
             query=edge.Query.Nearest(query),
             filter=edge_filter(search_filter),
             with_payload=True if payload_keys is None else edge.PayloadSelector.Include(list(payload_keys)),
             with_vector=False,
-            params=self._search_params,
+            params=params,
         )
         with self._engine("search"):
             scored = shard.query(request)

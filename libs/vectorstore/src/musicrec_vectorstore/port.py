@@ -127,11 +127,15 @@ class VectorStore(Protocol):
         limit: int,
         search_filter: SearchFilter,
         payload_keys: Sequence[str] | None = None,
+        width: int = 1,
     ) -> list[Hit]:
         """The `limit` nearest points by cosine similarity that satisfy `search_filter`, best first.
 
         Each hit carries its whole payload, or only `payload_keys` when given (the request path asks
         for the few keys it reads: turning a payload into Python objects costs more than the search).
+        `width` multiplies the index's search width (HNSW ef) for this query: a query averaged from
+        several seeds lies between clusters, where a graph walk needs more candidates to find its
+        true neighbours.
         """
         ...
 

@@ -24,6 +24,7 @@ from musicrec_vectorstore._common import (
     check_batch_size,
     check_dimension,
     check_metadata,
+    check_width,
     id_to_str,
     point_batch,
     prepare_query,
@@ -108,15 +109,8 @@ class QdrantServerVectorStore(RecordReads):
         self._payload_schema: dict[str, models.PayloadIndexInfo] = {}
         self._config = config
         # qdrant-client's local mode searches exactly and warns about any search parameters.
-        self._search_params = (
-            None
-            if _is_local(client)
-            else models.SearchParams(
-                hnsw_ef=config.hnsw_ef,
-                quantization=models.QuantizationSearchParams(rescore=True, oversampling=2.0),
-                acorn=models.AcornSearchParams(enable=config.acorn),
-            )
-        )
+        self._local = _is_local(client)
+        self._search_params = self._widened(1)
         try:
             self._ensure_collection()
             self._ensure_payload_indexes()
@@ -143,6 +137,16 @@ class QdrantServerVectorStore(RecordReads):
         except (ValueError, TypeError) as exc:
             raise VectorStoreError(f"invalid Qdrant URL {url!r}: {exc}") from exc
         return cls(client, collection, dimension, target=url, owns_client=True, config=config)
+
+    def _widened(self, width: int) -> models.SearchParams | None:
+        # qdrant-client's local mode searches exactly and warns about any search parameters.
+        if self._local:
+            return None
+        return models.SearchParams(
+            hnsw_ef=self._config.hnsw_ef * width,
+            quantization=models.QuantizationSearchParams(rescore=True, oversampling=2.0),
+            acorn=models.AcornSearchParams(enable=self._config.acorn),
+        )
 
     # -- setup ---------------------------------------------------------------------------------
 
@@ -294,6 +298,7 @@ class QdrantServerVectorStore(RecordReads):
         limit: int,
         search_filter: SearchFilter,
         payload_keys: Sequence[str] | None = None,
+        width: int = 1,
     ) -> list[Hit]:
         query = prepare_query(vector, self._dimension)
         if limit < 1:
@@ -308,7 +313,7 @@ class QdrantServerVectorStore(RecordReads):
                 limit=limit,
                 with_payload=True if payload_keys is None else list(payload_keys),
                 with_vectors=False,
-                search_params=self._search_params,
+                search_params=self._search_params if width == 1 else self._widened(check_width(width)),
             )
         return [
             Hit(id=id_to_str(point.id), score=float(point.score), payload=dict(point.payload or {}))
