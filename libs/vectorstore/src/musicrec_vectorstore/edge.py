@@ -34,7 +34,12 @@ from musicrec_vectorstore._common import (
     prepare_upsert,
 )
 from musicrec_vectorstore._filters import edge_filter
-from musicrec_vectorstore.index_config import DEFAULT_INDEX_CONFIG, IndexConfig
+from musicrec_vectorstore.index_config import (
+    DEFAULT_INDEX_CONFIG,
+    INT8_QUANTILE,
+    RESCORE_OVERSAMPLING,
+    IndexConfig,
+)
 from musicrec_vectorstore.port import (
     PAYLOAD_FIELDS,
     Hit,
@@ -51,11 +56,6 @@ if TYPE_CHECKING:
     from qdrant_edge import PayloadSchemaParams
 
 __all__ = ["EdgeVectorStore"]
-
-# int8 quantization: the range kept is the 0.99 quantile of the values (outliers clipped), and a
-# quantized search rescores twice the asked number of candidates with the full vectors.
-_QUANTILE = 0.99
-_OVERSAMPLING = 2.0
 
 _CONFIG_FILE = "edge_config.json"
 # musicrec's own file in the shard folder (the engine ignores it): metadata such as the feature model.
@@ -115,7 +115,7 @@ class EdgeVectorStore(RecordReads):
         # settings decide); for others the engine ignores it.
         return edge.SearchParams(
             hnsw_ef=self._config.hnsw_ef * width,
-            quantization=edge.QuantizationSearchParams(rescore=True, oversampling=_OVERSAMPLING),
+            quantization=edge.QuantizationSearchParams(rescore=True, oversampling=RESCORE_OVERSAMPLING),
             acorn=edge.AcornSearchParams(enable=self._config.acorn),
         )
 
@@ -146,7 +146,7 @@ class EdgeVectorStore(RecordReads):
                 ),
                 quantization_config=(
                     edge.ScalarQuantizationConfig(
-                        type=edge.ScalarType.Int8, quantile=_QUANTILE, memory=edge.Memory.Pinned
+                        type=edge.ScalarType.Int8, quantile=INT8_QUANTILE, memory=edge.Memory.Pinned
                     )
                     if wanted.quantized
                     else None

@@ -13,9 +13,14 @@ from typing import Literal
 
 from musicrec_vectorstore.port import VectorStoreError
 
-__all__ = ["DEFAULT_INDEX_CONFIG", "IndexConfig", "Quantization"]
+__all__ = ["DEFAULT_INDEX_CONFIG", "INT8_QUANTILE", "RESCORE_OVERSAMPLING", "IndexConfig", "Quantization"]
 
 Quantization = Literal["none", "int8"]
+
+# int8 quantization, both engines: the range kept is the 0.99 quantile of the values (outliers are
+# clipped), and a quantized search rescores twice the asked number of candidates with the full vectors.
+INT8_QUANTILE = 0.99
+RESCORE_OVERSAMPLING = 2.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,12 @@ from musicrec_vectorstore._common import (
     prepare_upsert,
 )
 from musicrec_vectorstore._filters import client_filter
-from musicrec_vectorstore.index_config import DEFAULT_INDEX_CONFIG, IndexConfig
+from musicrec_vectorstore.index_config import (
+    DEFAULT_INDEX_CONFIG,
+    INT8_QUANTILE,
+    RESCORE_OVERSAMPLING,
+    IndexConfig,
+)
 from musicrec_vectorstore.port import (
     PAYLOAD_FIELDS,
     Hit,
@@ -144,7 +149,7 @@ class QdrantServerVectorStore(RecordReads):
             return None
         return models.SearchParams(
             hnsw_ef=self._config.hnsw_ef * width,
-            quantization=models.QuantizationSearchParams(rescore=True, oversampling=2.0),
+            quantization=models.QuantizationSearchParams(rescore=True, oversampling=RESCORE_OVERSAMPLING),
             acorn=models.AcornSearchParams(enable=self._config.acorn),
         )
 
@@ -170,7 +175,7 @@ class QdrantServerVectorStore(RecordReads):
                         quantization_config=(
                             models.ScalarQuantization(
                                 scalar=models.ScalarQuantizationConfig(
-                                    type=models.ScalarType.INT8, quantile=0.99, always_ram=True
+                                    type=models.ScalarType.INT8, quantile=INT8_QUANTILE, always_ram=True
                                 )
                             )
                             if self._config.quantized
