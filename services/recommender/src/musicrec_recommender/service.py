@@ -131,16 +131,11 @@ def _facts(track: Track, seed: SeedFacts, bounds: Sequence[TraitBound], hit: Can
     return facts
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Seed:
     facts: SeedFacts
     vector: npt.NDArray[np.float32]
-    track: Track | None = None  # the catalog's row, once fetched
-
-    @property
-    def catalog_track(self) -> Track:
-        assert self.track is not None, "the seed's catalog row is fetched before the response"
-        return self.track
+    track: Track | None = None  # the catalog's row when the seed was found by a text query
 
 
 async def _nothing() -> list[Track]:
@@ -306,13 +301,15 @@ class RecommenderServicer(recommender_pb2_grpc.RecommenderServiceServicer):
             asyncio.to_thread(self._vectors.get_vectors, unseen) if unseen else _nothing_stored(),
         )
         by_mbid = {t.mbid: t for t in tracks}
-        for seed in all_seeds:
-            if seed.track is None:
-                seed.track = by_mbid.get(seed.facts.mbid)
-            if seed.track is None:
+
+        def catalog_row(seed: _Seed) -> Track:
+            track = seed.track or by_mbid.get(seed.facts.mbid)
+            if track is None:
                 raise NotFoundError(f"no track with MBID {seed.facts.mbid} in the catalog")
-        seed_tracks = [s.catalog_track for s in seeds]
-        negative_tracks = [s.catalog_track for s in negatives]
+            return track
+
+        seed_tracks = [catalog_row(s) for s in seeds]
+        negative_tracks = [catalog_row(s) for s in negatives]
         results: list[recommender_pb2.RecommendedTrack] = []
         for candidate in candidates:
             track = by_mbid.get(candidate.id)
