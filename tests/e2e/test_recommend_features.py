@@ -21,9 +21,9 @@ from musicrec_common.corpus import CorpusSummary, read_ground_truth
 from musicrec_common.features import TRAITS
 from musicrec_common.model import GenreClassifier
 from musicrec_common.text import fold_for_search
-from musicrec_recommender.ranking import genre_labels
+from musicrec_recommender.ranking import FilterSpec, genre_labels
 from musicrec_vectorstore import PayloadValue
-from musicrec_vectorstore.payload import PPM
+from musicrec_vectorstore.payload import PPM, genre_decade_key
 
 pytestmark = [pytest.mark.e2e]
 
@@ -52,6 +52,45 @@ def _payloads(stack: ServiceStack) -> dict[str, dict[str, PayloadValue]]:
     return out
 
 
+async def test_genres_in_a_decade_find_exactly_the_tracks_of_that_genre_and_those_years(
+    stack: ServiceStack, ingested: ingestor_pb2.IngestReport
+) -> None:
+    """The genre + decade filter is one match on the "<label>@<decade>" keyword (a speed-up): it must
+    find the same tracks as the genre and the year range would, no fewer, for every genre model."""
+    payloads = _payloads(stack)
+    store = stack.vector_store
+    query = next(iter(store.get_vectors(sorted(payloads)[:1]).values()))
+    rng = random.Random(5)
+    non_empty = 0
+    for classifier in GenreClassifier:
+        for _ in range(8):
+            labels = tuple(rng.sample(genre_labels(classifier), rng.randint(1, 2)))
+            decade = rng.choice([1960, 1970, 1980, 1990, 2000, 2010])
+            spec = FilterSpec(
+                classifier,
+                genres=labels,
+                decade=decade,
+                min_year=decade,
+                max_year=decade + 9,
+                include_placeholders=True,
+            )
+            search_filter = spec.search_filter()
+            assert genre_decade_key(classifier.value) in search_filter.any_of
+            assert "year" not in search_filter.ranges
+            expected = {
+                mbid
+                for mbid, payload in payloads.items()
+                if payload.get(classifier.value) in labels
+                and isinstance(year := payload.get("year"), int)
+                and decade <= year <= decade + 9
+            }
+            # Far below the exact-scan threshold: the engine scores every match.
+            found = {hit.id for hit in store.search(query, len(payloads), search_filter, payload_keys=[])}
+            assert found == expected, (classifier, labels, decade)
+            non_empty += bool(expected)
+    assert non_empty >= 12
+
+
 def _random_request(
     rng: random.Random, seeds: list[catalog_pb2.Track]
 ) -> tuple[recommender_pb2.RecommendRequest, str]:
@@ -66,10 +105,15 @@ def _random_request(
             request.min_genre_probability = round(rng.uniform(0.2, 0.7), 3)
     elif rng.random() < 0.3:
         request.same_genre = True
-    if rng.random() < 0.5:
+    draw = rng.random()
+    if draw < 0.4:
         first = rng.randint(1960, 2010)
         request.min_year = first
         request.max_year = first + rng.randint(0, 15)
+    elif draw < 0.6:
+        request.decade = rng.choice([1960, 1970, 1980, 1990, 2000, 2010])
+    elif draw < 0.8:
+        request.same_decade = True
     for trait in rng.sample([t.name for t in TRAITS], rng.randint(0, 2)):
         bound = request.traits.add(trait=recommender_pb2.Trait.Value(f"TRAIT_{trait.upper()}"))
         low = round(rng.uniform(0.0, 0.6), 2)
@@ -123,6 +167,12 @@ async def test_every_result_satisfies_every_filter_of_random_requests(
             if request.HasField("min_year"):
                 assert track.HasField("year")
                 assert request.min_year <= track.year <= request.max_year
+            decade = request.decade if request.HasField("decade") else None
+            if request.same_decade and decade is None:
+                decade = seed.year - seed.year % 10
+            if decade is not None:
+                assert track.HasField("year")
+                assert decade <= track.year <= decade + 9
             for bound in request.traits:
                 name = recommender_pb2.Trait.Name(bound.trait).removeprefix("TRAIT_").lower()
                 value = payload[name]

@@ -27,6 +27,9 @@ import numpy.typing as npt
 import pytest
 from qdrant_client import QdrantClient
 
+from musicrec_common.errors import FailedPreconditionError
+from musicrec_common.feature_model import fit
+from musicrec_common.features import FEATURE_DIM
 from musicrec_vectorstore import (
     PAYLOAD_FIELDS,
     EdgeVectorStore,
@@ -41,6 +44,8 @@ from musicrec_vectorstore import (
     VectorStoreUnavailableError,
     open_vector_store,
 )
+from musicrec_vectorstore.feature_models import FeatureModelRef, load_feature_model, save_feature_model
+from musicrec_vectorstore.payload import PAYLOAD_VERSION, PAYLOAD_VERSION_KEY
 
 pytestmark = pytest.mark.integration
 
@@ -119,11 +124,15 @@ def _make_dataset(n: int, seed: int) -> DataSet:
     for i in range(n):
         undated = rng.random() < 0.05
         decade = None if undated else int(rng.choice(DECADES))
+        genres = {
+            "rosamerica": GENRES[int(rng.integers(0, len(GENRES)))],
+            "dortmund": str(rng.choice(["rock", "jazz", "electronic", "folkcountry"])),
+            "tzanetakis": str(rng.choice(["roc", "pop", "jaz", "cla"])),
+        }
         payloads.append(
             {
-                "rosamerica": GENRES[int(rng.integers(0, len(GENRES)))],
-                "dortmund": str(rng.choice(["rock", "jazz", "electronic", "folkcountry"])),
-                "tzanetakis": str(rng.choice(["roc", "pop", "jaz", "cla"])),
+                **genres,
+                **{f"{k}_decade": None if decade is None else f"{v}@{decade}" for k, v in genres.items()},
                 "decade": decade,
                 "year": None if decade is None else decade + int(rng.integers(0, 10)),
                 "placeholder": bool(rng.random() < 0.04),
@@ -620,6 +629,29 @@ def test_metadata_is_kept_with_the_index(durable_backend: Backend) -> None:
         assert reopened.count() == 0  # metadata are not points
     finally:
         reopened.close()
+
+
+def test_an_index_of_another_payload_version_is_refused(durable_backend: Backend) -> None:
+    """Points written with another payload layout lack keys the filters match on: both the ingest
+    (load_feature_model) and the request path (FeatureModelRef) refuse such an index, by name."""
+    model = fit(np.random.default_rng(0).random((200, FEATURE_DIM)))
+    store = durable_backend.open()
+    try:
+        assert load_feature_model(store) is None  # empty and new: nothing to check yet
+        save_feature_model(store, model)
+        assert store.get_metadata(PAYLOAD_VERSION_KEY) == str(PAYLOAD_VERSION)
+        assert load_feature_model(store) == model
+        assert FeatureModelRef(store).current() == model.model_id
+        for recorded, named in (("2", "payload version 2"), ("", "payload layout before")):
+            store.set_metadata(PAYLOAD_VERSION_KEY, recorded)
+            with pytest.raises(FailedPreconditionError, match=named):
+                load_feature_model(store)
+            with pytest.raises(FailedPreconditionError, match=named):
+                FeatureModelRef(store).current()
+            with pytest.raises(FailedPreconditionError, match="payload"):
+                save_feature_model(store, model)  # an ingest adding to it
+    finally:
+        store.close()
 
 
 def test_data_persists_across_close_and_reopen(durable_backend: Backend) -> None:

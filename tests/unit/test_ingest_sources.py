@@ -217,8 +217,10 @@ def test_vector_payload_holds_the_filter_fields_and_the_preference() -> None:
     expected: dict[str, object] = {
         "rosamerica": "roc",
         "rosamerica_p": 700_000,
+        "rosamerica_decade": "roc@1990",
         "tzanetakis": "pop",
         "tzanetakis_p": 400_000,
+        "tzanetakis_decade": "pop@1990",
         "year": 1994,
         "placeholder": False,
         "artist": name_hash("Band"),

@@ -12,9 +12,16 @@ import time
 
 from musicrec_common.errors import FailedPreconditionError
 from musicrec_common.feature_model import FeatureModel, FeatureModelError
+from musicrec_vectorstore.payload import PAYLOAD_VERSION, PAYLOAD_VERSION_KEY
 from musicrec_vectorstore.port import VectorStore
 
-__all__ = ["FEATURE_MODEL_KEY", "FeatureModelRef", "load_feature_model", "save_feature_model"]
+__all__ = [
+    "FEATURE_MODEL_KEY",
+    "FeatureModelRef",
+    "check_payload_version",
+    "load_feature_model",
+    "save_feature_model",
+]
 
 FEATURE_MODEL_KEY = "feature_model"
 
@@ -32,19 +39,39 @@ def load_feature_model(store: VectorStore) -> FeatureModel | None:
                 "musicrec); ingest again into a fresh --data-dir or collection"
             )
         return None
+    check_payload_version(store)
     try:
         return FeatureModel.from_json(text)
     except FeatureModelError as exc:
         raise FailedPreconditionError(f"the vector index's feature model cannot be read: {exc}") from exc
 
 
+def check_payload_version(store: VectorStore) -> None:
+    """Refuse an index whose points were written with another payload layout (payload.py): its
+    points lack keys that filters use, so they would silently never match."""
+    found = store.get_metadata(PAYLOAD_VERSION_KEY)
+    if found != str(PAYLOAD_VERSION):
+        written = (
+            f"payload version {found}" if found else f"a payload layout before version {PAYLOAD_VERSION}"
+        )
+        raise FailedPreconditionError(
+            f"the vector index's points were written with {written}, and this musicrec reads version "
+            f"{PAYLOAD_VERSION}; ingest again into a fresh --data-dir or collection"
+        )
+
+
 def save_feature_model(store: VectorStore, model: FeatureModel) -> None:
-    """Record `model` as the index's feature model; refuses to replace a different one."""
+    """Record `model` as the index's feature model, with the payload version its points are
+    written in; refuses to replace a different model."""
     current = store.get_metadata(FEATURE_MODEL_KEY)
     if current is not None and FeatureModel.from_json(current).model_id != model.model_id:
         raise FailedPreconditionError(
             "the vector index was built with another feature model; ingest into a fresh --data-dir"
         )
+    if current is None:
+        store.set_metadata(PAYLOAD_VERSION_KEY, str(PAYLOAD_VERSION))
+    else:
+        check_payload_version(store)
     store.set_metadata(FEATURE_MODEL_KEY, model.to_json())
 
 
@@ -73,6 +100,8 @@ class FeatureModelRef:
         now = time.monotonic()
         text = self._store.get_metadata(FEATURE_MODEL_KEY)
         if text != self._text:
+            if text is not None:
+                check_payload_version(self._store)
             try:
                 self._id = "" if text is None else FeatureModel.from_json(text).model_id
             except FeatureModelError as exc:

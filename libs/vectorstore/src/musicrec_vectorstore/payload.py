@@ -3,6 +3,10 @@
 Keys (absent when the value is unknown, so an equality or range condition on them never matches):
 - `rosamerica`, `dortmund`, `tzanetakis`: each genre model's winning label (indexed keywords), and
   `rosamerica_p`, `dortmund_p`, `tzanetakis_p`: its probability in millionths (see PPM);
+- `rosamerica_decade`, `dortmund_decade`, `tzanetakis_decade`: `"<label>@<decade>"` (e.g.
+  `"rock@1990"`, indexed keywords) when the year is known, so that "this genre in this decade", the
+  filter asked most, is one keyword match: with a genre and a year range as two conditions the engine
+  walks every point of one of them and checks the other (~45 ms at 1M tracks against ~11 ms);
 - `year` (indexed integer; decades are year ranges), `placeholder` (indexed bool, always present);
 - `artist`, `work`: 64-bit hashes of the folded artist, and of the folded artist and title, for
   "exclude the seed's artist", "at most n per artist" and "no duplicate of the same title by the same
@@ -30,8 +34,11 @@ from musicrec_vectorstore.port import PayloadValue
 
 __all__ = [
     "PAYLOAD_VERSION",
+    "PAYLOAD_VERSION_KEY",
     "PPM",
     "TRAIT_KEYS",
+    "genre_decade",
+    "genre_decade_key",
     "name_hash",
     "payload_for",
     "ppm_at_least",
@@ -40,7 +47,10 @@ __all__ = [
     "to_ppm",
 ]
 
-PAYLOAD_VERSION = 2
+# Raised whenever keys are added or change meaning: an index whose points carry another version
+# would answer filters on the new keys wrongly, so it is refused (feature_models.py).
+PAYLOAD_VERSION = 3
+PAYLOAD_VERSION_KEY = "payload_version"  # the index metadata key recording it
 PPM = 1_000_000
 TRAIT_KEYS: tuple[str, ...] = tuple(t.name for t in TRAITS)
 
@@ -48,6 +58,16 @@ TRAIT_KEYS: tuple[str, ...] = tuple(t.name for t in TRAITS)
 def probability_key(classifier: str) -> str:
     """The payload key of a genre model's winning probability."""
     return f"{classifier}_p"
+
+
+def genre_decade_key(classifier: str) -> str:
+    """The payload key of a genre model's "<label>@<decade>" keyword."""
+    return f"{classifier}_decade"
+
+
+def genre_decade(label: str, decade: int) -> str:
+    """The "<label>@<decade>" keyword of a genre label in a decade (a year rounded down to 10)."""
+    return f"{label}@{decade}"
 
 
 # p * PPM carries float error (0.57 * PPM == 569999.9999999999): both directions allow for it, so a
@@ -81,15 +101,22 @@ def payload_for(track: Track, traits: Sequence[float] = ()) -> dict[str, Payload
     """The payload of a track; `traits` in TRAITS order, NaN (or a missing tail) where unknown."""
     payload: dict[str, PayloadValue] = {}
     # Spelled out rather than looped over GenreClassifier: the ingest builds one per track.
+    decade = track.decade
     if track.rosamerica is not None:
         payload["rosamerica"] = track.rosamerica.label
         payload["rosamerica_p"] = to_ppm(track.rosamerica.probability)
+        if decade is not None:
+            payload["rosamerica_decade"] = genre_decade(track.rosamerica.label, decade)
     if track.dortmund is not None:
         payload["dortmund"] = track.dortmund.label
         payload["dortmund_p"] = to_ppm(track.dortmund.probability)
+        if decade is not None:
+            payload["dortmund_decade"] = genre_decade(track.dortmund.label, decade)
     if track.tzanetakis is not None:
         payload["tzanetakis"] = track.tzanetakis.label
         payload["tzanetakis_p"] = to_ppm(track.tzanetakis.probability)
+        if decade is not None:
+            payload["tzanetakis_decade"] = genre_decade(track.tzanetakis.label, decade)
     if track.year is not None:
         payload["year"] = track.year
     payload["placeholder"] = track.is_placeholder_title

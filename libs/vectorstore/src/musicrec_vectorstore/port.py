@@ -37,6 +37,11 @@ PAYLOAD_FIELDS: Mapping[str, str] = {
     "rosamerica": "keyword",
     "dortmund": "keyword",
     "tzanetakis": "keyword",
+    # "<label>@<decade>" per genre model: a genre + decade filter is one keyword match, so the
+    # engine visits only the matching points instead of a genre's or a decade's (payload.py).
+    "rosamerica_decade": "keyword",
+    "dortmund_decade": "keyword",
+    "tzanetakis_decade": "keyword",
     "year": "integer",
     "placeholder": "bool",
 }

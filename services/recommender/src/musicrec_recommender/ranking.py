@@ -20,6 +20,8 @@ from musicrec_vectorstore import PayloadValue, Range, SearchFilter
 from musicrec_vectorstore.payload import (
     PPM,
     TRAIT_KEYS,
+    genre_decade,
+    genre_decade_key,
     ppm_at_least,
     ppm_at_most,
     probability_key,
@@ -167,17 +169,31 @@ class FilterSpec:
     traits: tuple[TraitBound, ...] = ()
 
     def search_filter(self) -> SearchFilter:
-        """The vector store's filter: every condition here becomes an exact payload condition."""
+        """The vector store's filter: every condition here becomes an exact payload condition.
+
+        Genres with a decade become one match on the genre model's "<label>@<decade>" keyword
+        rather than a genre match and a year range: the same tracks, found from one index.
+        """
         any_of: dict[str, Sequence[str | int]] = {}
         ranges: dict[str, Range] = {}
         exclude: dict[str, Sequence[str | int]] = {}
+        decade = self.decade
+        by_decade = (
+            bool(self.genres)
+            and decade is not None
+            and (self.min_year, self.max_year) == (decade, decade + 9)
+        )
         if self.genres:
-            any_of[self.classifier.value] = list(self.genres)
+            if by_decade and decade is not None:
+                key = genre_decade_key(self.classifier.value)
+                any_of[key] = [genre_decade(label, decade) for label in self.genres]
+            else:
+                any_of[self.classifier.value] = list(self.genres)
             if self.min_genre_probability is not None:
                 ranges[probability_key(self.classifier.value)] = Range(
                     gte=ppm_at_least(self.min_genre_probability)
                 )
-        if self.min_year is not None or self.max_year is not None:
+        if (self.min_year is not None or self.max_year is not None) and not by_decade:
             ranges["year"] = Range(gte=self.min_year, lte=self.max_year)
         for bound in self.traits:
             if bound.min is not None or bound.max is not None:
