@@ -19,6 +19,7 @@ from musicrec_recommender.ranking import (
     TraitBound,
     query_vector,
     resolve_filter,
+    search_width,
     select,
     similarity_stats,
     trait_penalty,
@@ -154,6 +155,10 @@ def test_the_payload_carries_each_genre_in_its_decade() -> None:
     assert "tzanetakis_decade" not in payload  # no label
     undated = payload_for(dataclasses.replace(track, year=None))
     assert not any(key.endswith("_decade") for key in undated)  # no year, no decade to match
+
+
+def test_queries_of_several_seeds_search_wider_up_to_a_bound() -> None:
+    assert [search_width(n) for n in (1, 2, 3, 4, 20)] == [1, 3, 4, 4, 4]
 
 
 def test_trait_bounds_are_validated() -> None:

@@ -31,6 +31,7 @@ from musicrec_recommender.ranking import (
     TraitBound,
     query_vector,
     resolve_filter,
+    search_width,
     select,
     similarity_stats,
     trait_penalty,
@@ -69,8 +70,6 @@ MAX_SEEDS = 20
 # doubles while too few survive and the index still has more.
 _OVERSAMPLE = 5
 _MAX_CANDIDATES = 2_000
-# The most the index's search width is multiplied by for a query of several seeds.
-_MAX_WIDTH = 4
 
 
 def _to_proto(
@@ -374,9 +373,7 @@ class RecommenderServicer(recommender_pb2_grpc.RecommenderServiceServicer):
     ) -> tuple[list[Candidate], list[float]]:
         """The selected candidates, and the similarities of every candidate that passed the filters."""
         search_filter = spec.search_filter()
-        # Several seeds average into a query between clusters: search wider (1M tracks, 3 seeds:
-        # recall@10 0.86 at the base width, 0.98 at twice it).
-        width = min(seeds, _MAX_WIDTH)
+        width = search_width(seeds)
         # Only the payload keys read here: the artist and work for the caps, the bounded traits.
         keys = list(dict.fromkeys(["artist", "work", *(b.trait for b in bounds)]))
         targets = any(b.target is not None for b in bounds)
