@@ -45,6 +45,7 @@ from musicrec_vectorstore import (
     open_vector_store,
 )
 from musicrec_vectorstore.feature_models import FeatureModelRef, load_feature_model, save_feature_model
+from musicrec_vectorstore.index_config import FULL_SCAN_THRESHOLD_KB
 from musicrec_vectorstore.payload import PAYLOAD_VERSION, PAYLOAD_VERSION_KEY
 
 pytestmark = pytest.mark.integration
@@ -855,6 +856,7 @@ def test_an_edge_index_keeps_the_build_settings_it_was_created_with(dataset: Dat
         stored = (tmp_path / "edge" / "edge_config.json").read_text(encoding="utf-8")
         assert "int8" in stored.lower()
         assert '"m": 8' in stored.replace(" ", "").replace('"m":8', '"m": 8')
+        assert f'"full_scan_threshold":{FULL_SCAN_THRESHOLD_KB}' in stored.replace(" ", "")
         assert reopened.search(dataset.vectors[5], 1, NO_FILTER)[0].id == dataset.ids[5]
     finally:
         reopened.close()

@@ -36,6 +36,7 @@ from musicrec_vectorstore._common import (
 from musicrec_vectorstore._filters import edge_filter
 from musicrec_vectorstore.index_config import (
     DEFAULT_INDEX_CONFIG,
+    FULL_SCAN_THRESHOLD_KB,
     INT8_QUANTILE,
     RESCORE_OVERSAMPLING,
     IndexConfig,
@@ -154,7 +155,7 @@ class EdgeVectorStore(RecordReads):
                 hnsw_config=edge.HnswIndexConfig(
                     m=wanted.hnsw_m,
                     ef_construct=wanted.hnsw_ef_construct,
-                    full_scan_threshold=10_000,
+                    full_scan_threshold=FULL_SCAN_THRESHOLD_KB,
                     # No extra graph per payload value: with it (the default, payload_m = m) one
                     # index build over ~700k points ran for more than 25 minutes here.
                     payload_m=0,

@@ -13,7 +13,14 @@ from typing import Literal
 
 from musicrec_vectorstore.port import VectorStoreError
 
-__all__ = ["DEFAULT_INDEX_CONFIG", "INT8_QUANTILE", "RESCORE_OVERSAMPLING", "IndexConfig", "Quantization"]
+__all__ = [
+    "DEFAULT_INDEX_CONFIG",
+    "FULL_SCAN_THRESHOLD_KB",
+    "INT8_QUANTILE",
+    "RESCORE_OVERSAMPLING",
+    "IndexConfig",
+    "Quantization",
+]
 
 Quantization = Literal["none", "int8"]
 
@@ -21,6 +28,13 @@ Quantization = Literal["none", "int8"]
 # clipped), and a quantized search rescores twice the asked number of candidates with the full vectors.
 INT8_QUANTILE = 0.99
 RESCORE_OVERSAMPLING = 2.0
+
+# A filtered search whose matching points hold fewer vector bytes than this scores them all exactly
+# instead of walking the graph (both engines; fixed when the index is built). 20,000 KB is ~87k of
+# our 59-d vectors: every genre-decade pair of a 1M-track corpus (the largest ~66k points) is then
+# scanned, where Qdrant's default (10,000 KB, ~43k) sent the largest pairs through a slower ACORN
+# walk (1M, engine alone: genre + decade p99 90 -> 28 ms; docs/performance.md).
+FULL_SCAN_THRESHOLD_KB = 20_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ from musicrec_vectorstore._common import (
 from musicrec_vectorstore._filters import client_filter
 from musicrec_vectorstore.index_config import (
     DEFAULT_INDEX_CONFIG,
+    FULL_SCAN_THRESHOLD_KB,
     INT8_QUANTILE,
     RESCORE_OVERSAMPLING,
     IndexConfig,
@@ -170,7 +171,9 @@ class QdrantServerVectorStore(RecordReads):
                             on_disk=self._config.vectors_on_disk,
                         ),
                         hnsw_config=models.HnswConfigDiff(
-                            m=self._config.hnsw_m, ef_construct=self._config.hnsw_ef_construct
+                            m=self._config.hnsw_m,
+                            ef_construct=self._config.hnsw_ef_construct,
+                            full_scan_threshold=FULL_SCAN_THRESHOLD_KB,
                         ),
                         quantization_config=(
                             models.ScalarQuantization(
