@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
@@ -230,6 +231,9 @@ def test_vector_payload_holds_the_filter_fields_and_the_preference() -> None:
     }
     expected.update({t.name: PPM // 4 for i, t in enumerate(TRAITS) if i != 1})
     assert payload == expected
+    # No year, no decade: neither the year nor any "<label>@<decade>" keyword.
+    undated = payload_for(dataclasses.replace(track, year=None), traits)
+    assert set(undated) == {k for k in expected if k != "year" and not k.endswith("_decade")}
     # Names that fold alike hash alike; different ones do not.
     assert name_hash("BAND") == name_hash(" band ") == payload["artist"]
     assert name_hash("Band", "Song") != name_hash("Band", "Song 2")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 
 import numpy as np
@@ -135,26 +134,6 @@ def test_genres_in_a_decade_become_one_keyword_match() -> None:
     assert spec.search_filter().ranges == {"year": Range(gte=1980, lte=1989)}
     spec = resolve_filter(_track(), GenreClassifier.DORTMUND, same_decade=True)
     assert (spec.search_filter().any_of, spec.search_filter().ranges) == ({}, {"year": Range(1990, 1999)})
-
-
-def test_the_payload_carries_each_genre_in_its_decade() -> None:
-    track = Track(
-        mbid="564ccd5c-c4d3-4752-9abf-c33bb085d6a5",
-        submission=0,
-        title="Song",
-        artist="Band",
-        album=None,
-        release_date=None,
-        year=1987,
-        rosamerica=GenrePrediction("roc", 0.8),
-        dortmund=GenrePrediction("rock", 0.6),
-        tzanetakis=None,
-    )
-    payload = payload_for(track)
-    assert (payload["rosamerica_decade"], payload["dortmund_decade"]) == ("roc@1980", "rock@1980")
-    assert "tzanetakis_decade" not in payload  # no label
-    undated = payload_for(dataclasses.replace(track, year=None))
-    assert not any(key.endswith("_decade") for key in undated)  # no year, no decade to match
 
 
 def test_queries_of_several_seeds_search_wider_up_to_a_bound() -> None:
