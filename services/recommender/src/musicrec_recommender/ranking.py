@@ -179,14 +179,13 @@ class FilterSpec:
         any_of: dict[str, Sequence[str | int]] = {}
         ranges: dict[str, Range] = {}
         exclude: dict[str, Sequence[str | int]] = {}
+        # The decade the genres are matched in, or None where genres and years stay apart.
         decade = self.decade
-        by_decade = (
-            bool(self.genres)
-            and decade is not None
-            and (self.min_year, self.max_year) == (decade, decade + 9)
-        )
+        whole = decade is not None and (self.min_year, self.max_year) == (decade, decade + 9)
+        if not (self.genres and whole):
+            decade = None
         if self.genres:
-            if by_decade and decade is not None:
+            if decade is not None:
                 key = genre_decade_key(self.classifier.value)
                 any_of[key] = [genre_decade(label, decade) for label in self.genres]
             else:
@@ -195,7 +194,7 @@ class FilterSpec:
                 ranges[probability_key(self.classifier.value)] = Range(
                     gte=ppm_at_least(self.min_genre_probability)
                 )
-        if (self.min_year is not None or self.max_year is not None) and not by_decade:
+        if (self.min_year is not None or self.max_year is not None) and decade is None:
             ranges["year"] = Range(gte=self.min_year, lte=self.max_year)
         for bound in self.traits:
             if bound.min is not None or bound.max is not None:
