@@ -137,7 +137,7 @@ def test_genres_in_a_decade_become_one_keyword_match() -> None:
 
 
 def test_queries_of_several_seeds_search_wider_up_to_a_bound() -> None:
-    assert [search_width(n) for n in (1, 2, 3, 4, 20)] == [1, 3, 4, 4, 4]
+    assert [search_width(n) for n in (1, 2, 3, 4, 20)] == [1, 2, 3, 3, 3]
 
 
 def test_trait_bounds_are_validated() -> None:

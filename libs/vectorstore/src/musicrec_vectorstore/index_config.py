@@ -55,7 +55,7 @@ class IndexConfig:
 
     hnsw_m: int = 16
     hnsw_ef_construct: int = 100
-    hnsw_ef: int = 1000
+    hnsw_ef: int = 1600
     acorn: bool = True
     quantization: Quantization = "int8"
     vectors_on_disk: bool = False
