@@ -1,4 +1,5 @@
-"""What the benchmark scripts share: the machine's description, disk use, peak memory from /proc."""
+"""What the benchmark scripts share: the machine's description, disk use, peak memory and CPU time
+from /proc."""
 
 from __future__ import annotations
 
@@ -6,8 +7,11 @@ import os
 import platform
 import subprocess
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 __all__ = ["PeakMemory", "cpu_model", "du", "machine", "vm_hwm_kib"]
 
@@ -47,9 +51,10 @@ def vm_hwm_kib(pid: int) -> int | None:
 
 
 class PeakMemory:
-    """Peak RSS (VmHWM, KiB) by kind, sampled every half second from /proc: this process's descendants
-    ("worker", e.g. parse workers), the embedded PostgreSQL ("postgres": processes whose command line
-    names the data dir) and, under their own label, the processes of `labels` (pid -> label).
+    """Peak RSS (VmHWM, KiB) and CPU time by kind, sampled every half second from /proc: this
+    process's descendants ("worker", e.g. parse workers), the embedded PostgreSQL ("postgres":
+    processes whose command line names the data dir) and, under their own label, the processes of
+    `labels` (pid -> label).
     getrusage's RUSAGE_CHILDREN mixes in every child that ever exited (the corpus generator's workers,
     PostgreSQL's helpers) and misses the running server, which pg_ctl detaches."""
 
@@ -57,6 +62,11 @@ class PeakMemory:
         self._markers = (str(data_dir).encode() + b"/", str(data_dir).encode() + b"\0")
         self.labels: dict[int, str] = dict(labels or {})
         self.peaks: dict[str, int] = {}
+        # CPU seconds (user + system) by process, last seen, and by kind over time: (monotonic
+        # time, {kind: seconds}) per sample. This process counts as "self"; a process that ended
+        # keeps the CPU time it had at its last sample.
+        self._cpu: dict[int, tuple[str, float]] = {}
+        self.cpu_timeline: list[tuple[float, dict[str, float]]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -76,29 +86,56 @@ class PeakMemory:
     def sample(self) -> None:
         """Read every watched process's VmHWM now (also called by the sampling thread)."""
         parents: dict[int, int] = {}
+        cpu: dict[int, float] = {}
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
                 continue
             try:
-                stat = (entry / "stat").read_text()
-                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+                # After the command's ")": state, ppid, …, utime and stime (fields 14 and 15).
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                parents[int(entry.name)] = int(fields[1])
+                cpu[int(entry.name)] = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
             except (OSError, ValueError, IndexError):
                 continue
+        if os.getpid() in cpu:
+            self._cpu[os.getpid()] = ("self", cpu[os.getpid()])
         mine: set[int] = set()
         frontier = {os.getpid()}
         while frontier:
             frontier = {pid for pid, parent in parents.items() if parent in frontier} - mine
             mine |= frontier
+        commands: dict[int, bytes] = {}
         for pid in parents:
             try:
-                command = Path(f"/proc/{pid}/cmdline").read_bytes()
+                commands[pid] = Path(f"/proc/{pid}/cmdline").read_bytes()
             except OSError:
                 continue
-            named = any(marker in command for marker in self._markers)
-            if pid not in mine and pid not in self.labels and not named:
+        # Processes naming the data dir, and their descendants (PostgreSQL's backends name none).
+        named = {pid for pid, command in commands.items() if any(m in command for m in self._markers)}
+        frontier = set(named)
+        while frontier:
+            frontier = {pid for pid, parent in parents.items() if parent in frontier} - named
+            named |= frontier
+        for pid, command in commands.items():
+            if pid not in mine and pid not in self.labels and pid not in named:
                 continue
             kib = vm_hwm_kib(pid)
             if kib is None:
                 continue
             kind = self.labels.get(pid) or ("postgres" if b"postgres" in command else "worker")
             self.peaks[kind] = max(self.peaks.get(kind, 0), kib)
+            if pid in cpu:
+                self._cpu[pid] = (kind, cpu[pid])
+        totals: dict[str, float] = {}
+        for kind, seconds in self._cpu.values():
+            totals[kind] = totals.get(kind, 0.0) + seconds
+        self.cpu_timeline.append((time.monotonic(), totals))
+
+    def cpu_at(self, moment: float) -> dict[str, float]:
+        """CPU seconds by kind at the last sample taken at or before `moment` (time.monotonic)."""
+        seen: dict[str, float] = {}
+        for sampled, totals in self.cpu_timeline:
+            if sampled > moment:
+                break
+            seen = totals
+        return dict(seen)
