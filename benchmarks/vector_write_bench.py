@@ -11,9 +11,9 @@ point, in batches of 2,000 as the ingest writes them:
     from Python values inside qdrant-edge-py), and the same with an empty payload;
   - the conversion cost of one payload value by type (26 values of one type per point);
   - `EdgeVectorStore.upsert` as the ingest calls it (conversion and the engine's write);
-  - how far another Python thread gets while the upserts run, against the same thread alone: what
-    is left of the GIL for the rest of the process (reading, the catalog, gRPC) while vectors are
-    written.
+  - how much longer a piece of pure-Python work takes in a second thread while upserts run than
+    alone: whether the upserts leave the GIL to the rest of the process (reading, the catalog,
+    gRPC) while vectors are written.
 
 Prints a table and writes it to docs/benchmarks.md under "## Vector index writes (issue 4)".
 """
