@@ -84,7 +84,7 @@ class PeakMemory:
             self.sample()
 
     def sample(self) -> None:
-        """Read every watched process's VmHWM now (also called by the sampling thread)."""
+        """Read every watched process's VmHWM and CPU time now (also called by the sampling thread)."""
         parents: dict[int, int] = {}
         cpu: dict[int, float] = {}
         for entry in Path("/proc").iterdir():
