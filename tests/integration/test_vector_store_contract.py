@@ -11,11 +11,15 @@ Search results are checked against an exact numpy search over the same 2,000 clu
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import signal
 import socket
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
@@ -44,6 +48,7 @@ from musicrec_vectorstore import (
     VectorStoreUnavailableError,
     open_vector_store,
 )
+from musicrec_vectorstore import edge as edge_module
 from musicrec_vectorstore.feature_models import FeatureModelRef, load_feature_model, save_feature_model
 from musicrec_vectorstore.index_config import FULL_SCAN_THRESHOLD_KB
 from musicrec_vectorstore.payload import PAYLOAD_VERSION, PAYLOAD_VERSION_KEY
@@ -772,6 +777,93 @@ def test_edge_optimize_keeps_search_results(tmp_path: Path) -> None:
         store.optimize()
         assert store.count() == 500
         assert store.search(data.vectors[7], 1, NO_FILTER)[0].id == data.ids[7]
+    finally:
+        store.close()
+
+
+def test_edge_builds_its_index_in_another_process_and_refuses_calls_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine's build holds the GIL for minutes at 1M points; it runs in a child process while
+    this process has the shard closed, so calls fail fast with UNAVAILABLE instead of hanging."""
+    data = _small_batch(3_000, seed=12)
+    store = EdgeVectorStore(tmp_path / "shard", DIM)
+    started, release = threading.Event(), threading.Event()
+    real_build = edge_module._optimize_in_child
+
+    def held_build(path: Path, dimension: int) -> bool:
+        started.set()
+        assert release.wait(60)
+        return real_build(path, dimension)
+
+    monkeypatch.setattr(edge_module, "_optimize_in_child", held_build)
+    try:
+        store.upsert(data.ids, data.vectors, data.payloads)
+        outcome: list[bool | BaseException] = []
+
+        def build() -> None:
+            try:
+                outcome.append(store.optimize())
+            except BaseException as exc:
+                outcome.append(exc)
+
+        builder = threading.Thread(target=build)
+        builder.start()
+        assert started.wait(60)
+        for call in (lambda: store.search(data.vectors[0], LIMIT, NO_FILTER), store.count, store.flush):
+            with pytest.raises(VectorStoreUnavailableError, match="being built"):
+                call()
+        # The shard is closed here, so another process (here: another store) can open it.
+        EdgeVectorStore(tmp_path / "shard", DIM).close()
+        release.set()
+        builder.join(120)
+        # Ended without an error (3,000 points are below Edge's indexing threshold: nothing to build).
+        assert outcome == [False]
+        assert store.count() == 3_000
+        assert store.search(data.vectors[5], 1, NO_FILTER)[0].id == data.ids[5]
+    finally:
+        release.set()
+        store.close()
+
+
+def test_an_index_build_killed_half_way_loses_no_point(tmp_path: Path) -> None:
+    """kill -9 of the build's child process (as when the machine goes down): the store opens again
+    with every point, and the next build finishes."""
+    # Above Edge's indexing threshold (10 MB of vectors), and a slow build, so that it can be caught.
+    data = _make_dataset(60_000, seed=13)
+    folder = tmp_path / "shard"
+    store = EdgeVectorStore(folder, DIM, config=IndexConfig(hnsw_ef_construct=200))
+    try:
+        store.upsert(data.ids, data.vectors, data.payloads)
+        errors: list[BaseException] = []
+
+        def build() -> None:
+            try:
+                store.optimize()
+            except VectorStoreError as exc:
+                errors.append(exc)
+
+        builder = threading.Thread(target=build)
+        builder.start()
+        # The build writes its new segment under temp_segments/: kill the child once it has begun.
+        deadline = time.monotonic() + 60
+        while builder.is_alive() and time.monotonic() < deadline:
+            temporary = folder / "temp_segments"
+            if temporary.is_dir() and any(temporary.iterdir()):
+                break
+            time.sleep(0.01)
+        children = [c for c in multiprocessing.active_children() if c.name == "musicrec-index-build"]
+        assert children, "the build ended before it could be interrupted"
+        assert children[0].pid is not None
+        os.kill(children[0].pid, signal.SIGKILL)
+        builder.join(120)
+        assert len(errors) == 1
+        assert "ended without finishing" in str(errors[0])
+        assert store.count() == 60_000
+        assert store.search(data.vectors[3], 1, NO_FILTER)[0].id == data.ids[3]
+        store.optimize()
+        assert store.count() == 60_000
+        assert store.search(data.vectors[4], 1, NO_FILTER)[0].id == data.ids[4]
     finally:
         store.close()
 

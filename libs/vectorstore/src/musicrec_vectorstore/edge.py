@@ -5,13 +5,22 @@ locked); a second open fails and is reported as `VectorStoreUnavailableError`.
 
 Edge builds no index in the background: points land in a plain (exact, brute-force) segment,
 which is fast enough for some hundred thousand points. `optimize()` builds the HNSW index and
-is worth calling once after a large ingest; it blocks while it runs.
+is worth calling once after a large ingest; it blocks its caller while it runs. The engine's build
+holds Python's GIL for its whole length (minutes at 1M points), so it runs in a child process that
+opens the shard while this process has it closed: the rest of this process keeps running (gRPC,
+health checks, signal handlers), and calls to the store meanwhile raise
+`VectorStoreUnavailableError` instead of waiting.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
+import multiprocessing
 import os
+import signal
+import sys
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -52,6 +61,7 @@ from musicrec_vectorstore.port import (
 )
 
 if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
     from uuid import UUID
 
     from qdrant_edge import PayloadSchemaParams
@@ -79,6 +89,66 @@ def _is_lock_error(exc: BaseException) -> bool:
     return "WouldBlock" in text or "failed to open WAL" in text
 
 
+def _die_with_parent(parent: int) -> None:
+    """In a child process: be killed when the parent dies, even by SIGKILL (Linux; elsewhere a no-op).
+    The index build holds the GIL, so a watching thread could not run during it."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            return
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+
+def _build_index(path: str, dimension: int, parent: int, result: Connection) -> None:
+    """The child process of `EdgeVectorStore.optimize`: open the shard, build, close; send back
+    whether anything changed, or the error's text."""
+    _die_with_parent(parent)
+    try:
+        vectors = edge.EdgeVectorParams(size=dimension, distance=edge.Distance.Cosine)
+        shard = edge.EdgeShard.load(path, edge.EdgeConfig(vectors=vectors))
+        try:
+            changed = bool(shard.optimize())
+            shard.flush()
+        finally:
+            shard.close()
+        result.send(changed)
+    except Exception as exc:
+        result.send(f"{type(exc).__name__}: {exc}")
+    finally:
+        result.close()
+
+
+def _optimize_in_child(path: Path, dimension: int) -> bool:
+    """Build the index of the (closed) shard at `path` in a child process; True when anything changed."""
+    context = multiprocessing.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(
+        target=_build_index,
+        args=(str(path), dimension, os.getpid(), send),
+        name="musicrec-index-build",
+        daemon=True,  # ended with this process when it exits
+    )
+    child.start()
+    send.close()
+    try:
+        outcome = receive.recv()
+    except EOFError:
+        child.join()
+        raise VectorStoreError(
+            f"the index build of {path} ended without finishing (exit code {child.exitcode}); "
+            "the points are kept: build again (run the ingest again) to finish it"
+        ) from None
+    finally:
+        receive.close()
+    child.join()
+    if isinstance(outcome, str):
+        raise VectorStoreError(f"cannot build the vector index at {path}: {outcome}")
+    return bool(outcome)
+
+
 class EdgeVectorStore(RecordReads):
     """The VectorStore port over a Qdrant Edge shard stored in `path`.
 
@@ -103,6 +173,10 @@ class EdgeVectorStore(RecordReads):
         self._batch_size = batch_size
         self._config = config
         self._search_params = self._widened(1)
+        # Calls using the shard now, and whether an index build (in a child process) has it.
+        self._state = threading.Condition()
+        self._users = 0
+        self._building = False
         self._shard: edge.EdgeShard | None = self._open()
         try:
             self._metadata = self._read_metadata()
@@ -207,20 +281,39 @@ class EdgeVectorStore(RecordReads):
         return {str(k): v for k, v in data.items()}
 
     def _ensure_payload_indexes(self) -> None:
-        shard = self._live()
-        with self._engine("read the payload indexes of"):
+        with self._use("read the payload indexes of") as shard:
             existing = set(shard.info().payload_schema)
         for name, kind in PAYLOAD_FIELDS.items():
             if name not in existing:
-                with self._engine(f"create the payload index {name!r} in"):
+                with self._use(f"create the payload index {name!r} in") as shard:
                     shard.update(edge.UpdateOperation.create_field_index(name, _index_schema(kind)))
 
     # -- plumbing ------------------------------------------------------------------------------
 
     def _live(self) -> edge.EdgeShard:
+        if self._building:
+            raise VectorStoreUnavailableError(
+                f"the vector index at {self._path} is being built (the last stage of an ingest); "
+                "try again when it ends"
+            )
         if self._shard is None:
             raise VectorStoreError(f"the vector index at {self._path} is closed")
         return self._shard
+
+    @contextmanager
+    def _use(self, action: str) -> Iterator[edge.EdgeShard]:
+        """The open shard for one call, with the engine's errors named as `_engine` does. An index
+        build waits for the calls in flight and refuses new ones while it runs."""
+        with self._state:
+            shard = self._live()
+            self._users += 1
+        try:
+            with self._engine(action):
+                yield shard
+        finally:
+            with self._state:
+                self._users -= 1
+                self._state.notify_all()
 
     @contextmanager
     def _engine(self, action: str) -> Iterator[None]:
@@ -252,19 +345,18 @@ class EdgeVectorStore(RecordReads):
         vectors: npt.NDArray[np.float32],
         payloads: Sequence[Mapping[str, PayloadValue]],
     ) -> None:
-        shard = self._live()
+        self._live()
         for batch in prepare_upsert(ids, vectors, payloads, self._dimension, self._batch_size):
             points = [
                 edge.Point(point_id, vector, payload)
                 for point_id, vector, payload in zip(batch.ids, batch.vectors, batch.payloads, strict=True)
             ]
-            with self._engine("upsert into"):
+            with self._use("upsert into") as shard:
                 shard.update(edge.UpdateOperation.upsert_points(points))
 
     def _fetch(self, point_ids: Sequence[str], *, vectors: bool, payloads: bool) -> Sequence[edge.Record]:
-        shard = self._live()
         ids: list[int | UUID | str] = list(point_ids)
-        with self._engine("read from"):
+        with self._use("read from") as shard:
             return shard.retrieve(ids, with_payload=payloads, with_vector=vectors)
 
     def search(
@@ -278,7 +370,6 @@ class EdgeVectorStore(RecordReads):
         query = prepare_query(vector, self._dimension)
         if limit < 1:
             return []
-        shard = self._live()
         params = self._search_params if width == 1 else self._widened(check_width(width))
         request = edge.QueryRequest(
             limit=limit,
@@ -288,22 +379,20 @@ class EdgeVectorStore(RecordReads):
             with_vector=False,
             params=params,
         )
-        with self._engine("search"):
+        with self._use("search") as shard:
             scored = shard.query(request)
         return [Hit(id=id_to_str(p.id), score=float(p.score), payload=dict(p.payload or {})) for p in scored]
 
     def count(self) -> int:
-        shard = self._live()
-        with self._engine("count the points of"):
+        with self._use("count the points of") as shard:
             return shard.count(edge.CountRequest(exact=True))
 
     def iter_points(self, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[PointBatch]:
         check_batch_size(batch_size)
         offset: int | UUID | str | None = None
         while True:
-            shard = self._live()
             request = edge.ScrollRequest(offset=offset, limit=batch_size, with_payload=True, with_vector=True)
-            with self._engine("read from"):
+            with self._use("read from") as shard:
                 records, offset = shard.scroll(request)
             if records:
                 yield point_batch(records, self._dimension)
@@ -330,18 +419,31 @@ class EdgeVectorStore(RecordReads):
         self._metadata = updated
 
     def flush(self) -> None:
-        shard = self._live()
-        with self._engine("flush"):
+        with self._use("flush") as shard:
             shard.flush()
 
     def optimize(self) -> bool:
         """Build the HNSW index over large segments (blocking); True when anything changed.
 
-        Not part of the port: worth calling once after a large ingest. Searches stay exact until then.
+        Worth calling once after a large ingest; searches stay exact until then. The build runs in
+        a child process (see the module's docstring): the shard is closed here meanwhile, and other
+        calls raise VectorStoreUnavailableError until it is open again.
         """
-        shard = self._live()
-        with self._engine("optimise"):
-            return shard.optimize()
+        with self._state:
+            self._live()
+            self._building = True
+            self._state.wait_for(lambda: self._users == 0)
+        try:
+            self.close()
+            try:
+                return _optimize_in_child(self._path, self._dimension)
+            finally:
+                reopened = self._open()
+                with self._state:
+                    self._shard = reopened
+        finally:
+            with self._state:
+                self._building = False
 
     def close(self) -> None:
         shard, self._shard = self._shard, None
