@@ -11,6 +11,8 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from musicrec_vectorstore.edge import BUILD_PROCESS_NAME
+
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 __all__ = ["PeakMemory", "cpu_model", "du", "machine", "vm_hwm_kib"]
@@ -50,9 +52,21 @@ def vm_hwm_kib(pid: int) -> int | None:
     return None
 
 
+def _kind(pid: int, command: bytes) -> str:
+    """What an unlabelled watched process is: PostgreSQL, the vector index's build, or a worker."""
+    if b"postgres" in command:
+        return "postgres"
+    try:
+        name = Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        name = ""
+    return "index-build" if name == BUILD_PROCESS_NAME else "worker"
+
+
 class PeakMemory:
     """Peak RSS (VmHWM, KiB) and CPU time by kind, sampled every half second from /proc: this
-    process's descendants ("worker", e.g. parse workers), the embedded PostgreSQL ("postgres":
+    process's descendants ("worker", e.g. parse workers; "index-build", the vector index's build in
+    its own process), the embedded PostgreSQL ("postgres":
     processes whose command line names the data dir) and, under their own label, the processes of
     `labels` (pid -> label).
     getrusage's RUSAGE_CHILDREN mixes in every child that ever exited (the corpus generator's workers,
@@ -122,7 +136,7 @@ class PeakMemory:
             kib = vm_hwm_kib(pid)
             if kib is None:
                 continue
-            kind = self.labels.get(pid) or ("postgres" if b"postgres" in command else "worker")
+            kind = self.labels.get(pid) or _kind(pid, command)
             self.peaks[kind] = max(self.peaks.get(kind, 0), kib)
             if pid in cpu:
                 self._cpu[pid] = (kind, cpu[pid])

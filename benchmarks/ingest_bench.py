@@ -84,6 +84,7 @@ def main() -> int:
         return 1
     rss_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rss_worker = memory.peaks.get("worker", 0) / 1024
+    rss_build = memory.peaks.get("index-build", 0) / 1024
     rss_postgres = memory.peaks.get("postgres", 0) / 1024
     docs = report.documents_read
     # The run ends with the HNSW build (stage "index"); the ingest target leaves it out.
@@ -127,6 +128,7 @@ workers, batches of {args.batch_size:,}. The run ends with the HNSW build, timed
 | stage time (read · parse in workers · catalog · vectors · index) | {stages} |
 | peak RSS, server process (reader, catalog client, vector index) | {rss_self:,.0f} MB |
 | peak RSS, largest parse worker | {rss_worker:,.0f} MB |
+| peak RSS, index build (its own process) | {rss_build:,.0f} MB |
 | peak RSS, largest PostgreSQL process (shared buffers included) | {rss_postgres:,.0f} MB |
 | PostgreSQL on disk | {pg / 1e6:,.0f} MB ({pg * per_million:,.2f} GB per million tracks) |
 | vector index on disk | {qd / 1e6:,.0f} MB ({qd * per_million:,.2f} GB per million tracks) |

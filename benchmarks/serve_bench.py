@@ -790,6 +790,8 @@ class IngestFigures:
     rss_postgres_mb: float
     stages: dict[str, float]
     date: str
+    # The index build in its own process (0: an ingest from before it had one).
+    rss_build_mb: float = 0.0
 
 
 def ensure_corpus(workdir: Path, tracks: int) -> Path:
@@ -839,6 +841,7 @@ def ingest_phase(archive: Path, data_dir: Path, workers: int, *, reuse: bool) ->
         docs_per_second=report.documents_read / max(wall - index, 1e-9),
         rss_serve_mb=serve_kib / 1024,
         rss_worker_mb=memory.peaks.get("worker", 0) / 1024,
+        rss_build_mb=memory.peaks.get("index-build", 0) / 1024,
         rss_postgres_mb=memory.peaks.get("postgres", 0) / 1024,
         stages={s.stage: s.seconds for s in report.stages},
         date=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -1157,6 +1160,7 @@ def footprint_table(r: SizeResult) -> str:
         ["ingest stages (overlapping)", " · ".join(f"{k} {v:,.1f} s" for k, v in f.stages.items())],
         ["peak RSS during ingest: `serve all` process", f"{f.rss_serve_mb:,.0f} MB"],
         ["peak RSS during ingest: largest parse worker", f"{f.rss_worker_mb:,.0f} MB"],
+        ["peak RSS during ingest: index build (its own process)", f"{f.rss_build_mb:,.0f} MB"],
         ["peak RSS during ingest: largest PostgreSQL process", f"{f.rss_postgres_mb:,.0f} MB"],
         ["peak RSS serving: catalog process", f"{r.rss_serving_mb['catalog']:,.0f} MB"],
         ["peak RSS serving: recommender process", f"{r.rss_serving_mb['recommender']:,.0f} MB"],

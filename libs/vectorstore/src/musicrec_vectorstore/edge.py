@@ -89,13 +89,19 @@ def _is_lock_error(exc: BaseException) -> bool:
     return "WouldBlock" in text or "failed to open WAL" in text
 
 
+# The index build's process name (Linux: `ps`, /proc/PID/comm; at most 15 bytes).
+BUILD_PROCESS_NAME = "musicrec-index"
+
+
 def _die_with_parent(parent: int) -> None:
-    """In a child process: be killed when the parent dies, even by SIGKILL (Linux; elsewhere a no-op).
-    The index build holds the GIL, so a watching thread could not run during it."""
+    """In a child process: be killed when the parent dies, even by SIGKILL, and go by
+    BUILD_PROCESS_NAME (Linux; elsewhere a no-op). The index build holds the GIL, so a watching
+    thread could not run during it."""
     if sys.platform.startswith("linux"):
         try:
             libc = ctypes.CDLL(None, use_errno=True)
             libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+            libc.prctl(15, BUILD_PROCESS_NAME.encode())  # PR_SET_NAME
         except (OSError, AttributeError):
             return
         if os.getppid() != parent:  # the parent died before prctl took effect
