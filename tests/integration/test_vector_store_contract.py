@@ -24,6 +24,7 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 import numpy as np
@@ -791,10 +792,10 @@ def test_edge_builds_its_index_in_another_process_and_refuses_calls_meanwhile(
     started, release = threading.Event(), threading.Event()
     real_build = edge_module._optimize_in_child
 
-    def held_build(path: Path, dimension: int) -> bool:
+    def held_build(path: Path, dimension: int, on_start: Callable[[BaseProcess], None]) -> bool:
         started.set()
         assert release.wait(60)
-        return real_build(path, dimension)
+        return real_build(path, dimension, on_start)
 
     monkeypatch.setattr(edge_module, "_optimize_in_child", held_build)
     try:
@@ -826,39 +827,46 @@ def test_edge_builds_its_index_in_another_process_and_refuses_calls_meanwhile(
         store.close()
 
 
-def test_an_index_build_killed_half_way_loses_no_point(tmp_path: Path) -> None:
-    """kill -9 of the build's child process (as when the machine goes down): the store opens again
-    with every point, and the next build finishes."""
-    # Above Edge's indexing threshold (10 MB of vectors), and a slow build, so that it can be caught.
+def _start_a_slow_build(
+    folder: Path,
+) -> tuple[EdgeVectorStore, DataSet, threading.Thread, list[BaseException], BaseProcess]:
+    """A store of 60,000 points (above Edge's indexing threshold, with a slow build) whose
+    optimize() runs in a thread; returned once the build's process has begun writing its segment
+    (under temp_segments/), with the errors optimize() raised and that process."""
     data = _make_dataset(60_000, seed=13)
-    folder = tmp_path / "shard"
     store = EdgeVectorStore(folder, DIM, config=IndexConfig(hnsw_ef_construct=200))
+    store.upsert(data.ids, data.vectors, data.payloads)
+    errors: list[BaseException] = []
+
+    def build() -> None:
+        try:
+            store.optimize()
+        except VectorStoreError as exc:
+            errors.append(exc)
+
+    builder = threading.Thread(target=build)
+    builder.start()
+    deadline = time.monotonic() + 60
+    while builder.is_alive() and time.monotonic() < deadline:
+        temporary = folder / "temp_segments"
+        if temporary.is_dir() and any(temporary.iterdir()):
+            break
+        time.sleep(0.01)
+    children = [c for c in multiprocessing.active_children() if c.name == "musicrec-index-build"]
+    assert children, "the build ended before it could be interrupted"
+    assert children[0].pid is not None
+    if sys.platform.startswith("linux"):  # named for `ps` and the benchmarks
+        assert Path(f"/proc/{children[0].pid}/comm").read_text().strip() == edge_module.BUILD_PROCESS_NAME
+    return store, data, builder, errors, children[0]
+
+
+def test_an_index_build_killed_half_way_loses_no_point(tmp_path: Path) -> None:
+    """kill -9 of the build's process (the OOM killer, a reboot): the store opens the index again
+    with every point, and the next build finishes."""
+    store, data, builder, errors, child = _start_a_slow_build(tmp_path / "shard")
     try:
-        store.upsert(data.ids, data.vectors, data.payloads)
-        errors: list[BaseException] = []
-
-        def build() -> None:
-            try:
-                store.optimize()
-            except VectorStoreError as exc:
-                errors.append(exc)
-
-        builder = threading.Thread(target=build)
-        builder.start()
-        # The build writes its new segment under temp_segments/: kill the child once it has begun.
-        deadline = time.monotonic() + 60
-        while builder.is_alive() and time.monotonic() < deadline:
-            temporary = folder / "temp_segments"
-            if temporary.is_dir() and any(temporary.iterdir()):
-                break
-            time.sleep(0.01)
-        children = [c for c in multiprocessing.active_children() if c.name == "musicrec-index-build"]
-        assert children, "the build ended before it could be interrupted"
-        assert children[0].pid is not None
-        if sys.platform.startswith("linux"):  # named for `ps` and the benchmarks
-            name = Path(f"/proc/{children[0].pid}/comm").read_text().strip()
-            assert name == edge_module.BUILD_PROCESS_NAME
-        os.kill(children[0].pid, signal.SIGKILL)
+        assert child.pid is not None
+        os.kill(child.pid, signal.SIGKILL)
         builder.join(120)
         assert len(errors) == 1
         assert "ended without finishing" in str(errors[0])
@@ -869,6 +877,25 @@ def test_an_index_build_killed_half_way_loses_no_point(tmp_path: Path) -> None:
         assert store.search(data.vectors[4], 1, NO_FILTER)[0].id == data.ids[4]
     finally:
         store.close()
+
+
+def test_closing_the_store_stops_its_index_build(tmp_path: Path) -> None:
+    """A service stopping (SIGTERM) during an ingest's build closes the store: the build ends now
+    instead of holding the process for minutes, and the index keeps every point."""
+    store, data, builder, errors, child = _start_a_slow_build(tmp_path / "shard")
+    try:
+        store.close()
+        builder.join(30)
+        assert not builder.is_alive()
+        assert not child.is_alive()
+        assert len(errors) == 1
+        with pytest.raises(VectorStoreError, match="closed"):
+            store.count()
+    finally:
+        store.close()
+    with EdgeVectorStore(tmp_path / "shard", DIM) as reopened:
+        assert reopened.count() == 60_000
+        assert reopened.search(data.vectors[5], 1, NO_FILTER)[0].id == data.ids[5]
 
 
 # -- the factory -----------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -62,6 +62,7 @@ from musicrec_vectorstore.port import (
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
+    from multiprocessing.process import BaseProcess
     from uuid import UUID
 
     from qdrant_edge import PayloadSchemaParams
@@ -127,8 +128,9 @@ def _build_index(path: str, dimension: int, parent: int, result: Connection) -> 
         result.close()
 
 
-def _optimize_in_child(path: Path, dimension: int) -> bool:
-    """Build the index of the (closed) shard at `path` in a child process; True when anything changed."""
+def _optimize_in_child(path: Path, dimension: int, started: Callable[[BaseProcess], None]) -> bool:
+    """Build the index of the (closed) shard at `path` in a child process, given to `started` once
+    it runs; True when anything changed."""
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
     child = context.Process(
@@ -139,6 +141,7 @@ def _optimize_in_child(path: Path, dimension: int) -> bool:
     )
     child.start()
     send.close()
+    started(child)
     try:
         outcome = receive.recv()
     except EOFError:
@@ -183,6 +186,8 @@ class EdgeVectorStore(RecordReads):
         self._state = threading.Condition()
         self._users = 0
         self._building = False
+        self._child: BaseProcess | None = None  # the build's process, while it runs
+        self._closed = False
         self._shard: edge.EdgeShard | None = self._open()
         try:
             self._metadata = self._read_metadata()
@@ -440,18 +445,38 @@ class EdgeVectorStore(RecordReads):
             self._building = True
             self._state.wait_for(lambda: self._users == 0)
         try:
-            self.close()
+            self._close_shard()
             try:
-                return _optimize_in_child(self._path, self._dimension)
+                return _optimize_in_child(self._path, self._dimension, self._started_build)
             finally:
-                reopened = self._open()
                 with self._state:
-                    self._shard = reopened
+                    self._child = None
+                    closed = self._closed
+                if not closed:  # close() during the build ended it: the store stays closed
+                    reopened = self._open()
+                    with self._state:
+                        self._shard = reopened
         finally:
             with self._state:
                 self._building = False
 
+    def _started_build(self, child: BaseProcess) -> None:
+        with self._state:
+            self._child = child
+        if self._closed:  # closed while the child was starting
+            child.kill()
+
     def close(self) -> None:
+        """Close the shard. An index build running meanwhile is stopped (killed: an interrupted
+        build loses no point; the next ingest builds again), so that this process can exit now."""
+        with self._state:
+            self._closed = True
+            child = self._child
+        if child is not None:
+            child.kill()
+        self._close_shard()
+
+    def _close_shard(self) -> None:
         shard, self._shard = self._shard, None
         if shard is None:
             return
