@@ -449,13 +449,10 @@ class EdgeVectorStore(RecordReads):
             try:
                 return _optimize_in_child(self._path, self._dimension, self._started_build)
             finally:
-                with self._state:
+                with self._state:  # held while reopening, so that a close() waits for it
                     self._child = None
-                    closed = self._closed
-                if not closed:  # close() during the build ended it: the store stays closed
-                    reopened = self._open()
-                    with self._state:
-                        self._shard = reopened
+                    if not self._closed:  # close() during the build ended it: the store stays closed
+                        self._shard = self._open()
         finally:
             with self._state:
                 self._building = False
