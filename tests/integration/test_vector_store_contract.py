@@ -852,11 +852,12 @@ def _start_a_slow_build(
         if temporary.is_dir() and any(temporary.iterdir()):
             break
         time.sleep(0.01)
-    children = [c for c in multiprocessing.active_children() if c.name == "musicrec-index-build"]
+    name = edge_module.BUILD_PROCESS_NAME
+    children = [c for c in multiprocessing.active_children() if c.name == name]
     assert children, "the build ended before it could be interrupted"
     assert children[0].pid is not None
     if sys.platform.startswith("linux"):  # named for `ps` and the benchmarks
-        assert Path(f"/proc/{children[0].pid}/comm").read_text().strip() == edge_module.BUILD_PROCESS_NAME
+        assert Path(f"/proc/{children[0].pid}/comm").read_text().strip() == name
     return store, data, builder, errors, children[0]
 
 

@@ -90,7 +90,8 @@ def _is_lock_error(exc: BaseException) -> bool:
     return "WouldBlock" in text or "failed to open WAL" in text
 
 
-# The index build's process name (Linux: `ps`, /proc/PID/comm; at most 15 bytes).
+# The index build's process name: multiprocessing's, and the OS's (Linux: `ps`, /proc/PID/comm;
+# at most 15 bytes there).
 BUILD_PROCESS_NAME = "musicrec-index"
 
 
@@ -136,7 +137,7 @@ def _optimize_in_child(path: Path, dimension: int, started: Callable[[BaseProces
     child = context.Process(
         target=_build_index,
         args=(str(path), dimension, os.getpid(), send),
-        name="musicrec-index-build",
+        name=BUILD_PROCESS_NAME,
         daemon=True,  # ended with this process when it exits
     )
     child.start()
