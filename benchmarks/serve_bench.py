@@ -104,6 +104,8 @@ QUERY_TYPES = (
 )
 CONCURRENCY = (1, 8, 32)
 LIMIT = 10
+# The client's first requests after the services start, kept apart from the measured query types.
+PRIME_KIND = "first requests"
 RECALL_TARGET = 0.99
 YEAR_SPAN = 5
 CLASSIFIER = GenreClassifier.ROSAMERICA
@@ -612,6 +614,12 @@ async def _client(spec: Mapping[str, Any]) -> list[Phase]:
 
     phases: list[Phase] = []
     try:
+        if spec.get("prime"):
+            # Unrecorded as a query type: the first requests after the services start, on other
+            # seeds, which read the index's and PostgreSQL's pages into memory.
+            prime = [json_format.ParseDict(r, recommender_pb2.RecommendRequest()) for r in spec["prime"]]
+            phases.append(await run(prime, 1, PRIME_KIND))
+            print(f"  client: {len(prime)} priming requests done", file=sys.stderr, flush=True)
         for kind, items in spec["requests"].items():
             requests = [json_format.ParseDict(r, recommender_pb2.RecommendRequest()) for r in items]
             for concurrency in spec["concurrency"]:
@@ -995,6 +1003,8 @@ class SizeResult:
     violations: dict[str, list[str]] = field(default_factory=dict)
     errors: dict[str, list[str]] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
+    # The priming requests: unfiltered, concurrency 1, the first after the services started.
+    first_requests: Latency | None = None
 
 
 @dataclass
@@ -1082,9 +1092,12 @@ def run_size(size: int, args: argparse.Namespace) -> SizeResult:
         raw_seconds = time.perf_counter() - began
     seeds = pick_seeds(cols, args.seeds, args.rng_seed, usable)
     queries = build_queries(cols, seeds, args.rng_seed)
+    measured = set(seeds)
+    primers = [s for s in pick_seeds(cols, args.prime + len(seeds), args.rng_seed + 1) if s not in measured]
     spec = {
         "deadline": args.deadline,
         "warmup": args.warmup,
+        "prime": [request_dict(make_query("none", s, [], cols), cols) for s in primers[: args.prime]],
         "concurrency": list(CONCURRENCY),
         "requests": {kind: [request_dict(q, cols) for q in qs] for kind, qs in queries.items()},
     }
@@ -1095,9 +1108,11 @@ def run_size(size: int, args: argparse.Namespace) -> SizeResult:
     prototype = {
         kind: prototype_seconds(qs, expected[kind].specs, matrix, cols) for kind, qs in queries.items()
     }
-    errors, violations, recall = check_phases(serving.phases, queries, expected, cols)
+    priming = [p for p in serving.phases if p.kind == PRIME_KIND]
+    phases = [p for p in serving.phases if p.kind != PRIME_KIND]
+    errors, violations, recall = check_phases(phases, queries, expected, cols)
     served: dict[str, dict[int, Latency]] = {}
-    for phase in serving.phases:
+    for phase in phases:
         ok = [s for s, e in zip(phase.latencies, phase.errors, strict=True) if e is None]
         served.setdefault(phase.kind, {})[phase.concurrency] = latency_of(
             ok, phase.wall, sum(e is not None for e in phase.errors)
@@ -1123,6 +1138,13 @@ def run_size(size: int, args: argparse.Namespace) -> SizeResult:
         violations=violations,
         errors=errors,
         failures=failures(errors, violations, recall, args.min_recall),
+        first_requests=None
+        if not priming
+        else latency_of(
+            [s for s, e in zip(priming[0].latencies, priming[0].errors, strict=True) if e is None],
+            priming[0].wall,
+            sum(e is not None for e in priming[0].errors),
+        ),
     )
 
 
@@ -1192,6 +1214,13 @@ def latency_table(r: SizeResult) -> str:
             errors = f" ({latency.errors} failed)" if latency.errors else ""
             row += [_trio(latency) + errors, f"{latency.rps:,.0f}" if latency.rps else "—"]
         rows.append(row)
+    if r.first_requests is not None:
+        first = r.first_requests
+        errors = f" ({first.errors} failed)" if first.errors else ""
+        label = f"first {first.requests + first.errors} after start (none, other seeds)"
+        row = [label, _trio(first) + errors]
+        row += [f"{first.rps:,.0f}" if first.rps else "—"] + ["—", "—"] * (len(CONCURRENCY) - 1)
+        rows.append(row)
     return _table(headers, rows)
 
 
@@ -1241,8 +1270,11 @@ def render(
         "and `musicrec serve recommender` as two processes. A third process is the client: grpc.aio, one "
         f"channel, {first.seeds} seeds (non-placeholder tracks with a genre and a year, fixed RNG seed), "
         f"every query type once per seed at each concurrency c (c requests in flight), after "
-        f"{args.warmup} warm-up requests, deadline {args.deadline:g} s. Client, services and PostgreSQL "
-        "share the machine's CPUs. Query types: `none` (limit 10), `genre` (same_genre, rosamerica), "
+        f"{args.warmup} warm-up requests, deadline {args.deadline:g} s. Before any of it, "
+        f'{args.prime} unfiltered requests on other seeds (the row "first … after start") read the '
+        "index's and PostgreSQL's pages into memory, as in a server that has been running. Client, "
+        "services and PostgreSQL share the machine's CPUs. Query types: `none` (limit 10), `genre` "
+        "(same_genre, rosamerica), "
         "`genre+decade`, "
         f"`year range` (seed's year ± {YEAR_SPAN}), `artist cap` (max_per_artist 1), `several seeds` "
         "(3 positive), `negative seeds` (1 positive, 1 negative). Default rules otherwise: at most "
@@ -1342,6 +1374,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--rng-seed", type=int, default=1, help="random seed of the seed choice")
     parser.add_argument("--warmup", type=int, default=20, help="unrecorded requests before each measurement")
+    parser.add_argument(
+        "--prime",
+        type=int,
+        default=300,
+        help="unfiltered requests on other seeds before any measurement, reported apart (first requests)",
+    )
     parser.add_argument(
         "--min-recall", type=float, default=RECALL_TARGET, help="mean recall@10 a query type must reach"
     )
