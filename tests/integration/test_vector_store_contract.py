@@ -338,6 +338,16 @@ def test_store_satisfies_the_protocol(backend: Backend) -> None:
     assert store.count() == 0
 
 
+def test_stopping_a_build_when_none_runs_changes_nothing(backend: Backend) -> None:
+    store = backend.open()
+    data = _small_batch(300, seed=2)
+    store.upsert(data.ids, data.vectors, data.payloads)
+    store.stop_build()
+    store.optimize()  # not stopped by the earlier request
+    assert store.count() == 300
+    assert store.search(data.vectors[9], 1, NO_FILTER)[0].id == data.ids[9]
+
+
 def test_upsert_then_count(backend: Backend) -> None:
     store = backend.open()
     data = _small_batch(250, seed=1)
@@ -876,6 +886,25 @@ def test_an_index_build_killed_half_way_loses_no_point(tmp_path: Path) -> None:
         store.optimize()
         assert store.count() == 60_000
         assert store.search(data.vectors[4], 1, NO_FILTER)[0].id == data.ids[4]
+    finally:
+        store.close()
+
+
+def test_stopping_the_build_keeps_the_store_open_with_every_point(tmp_path: Path) -> None:
+    """A service shutting down stops an ingest's build at once: optimize() raises UNAVAILABLE
+    (saying what to do), the shard is open again and holds every point."""
+    store, data, builder, errors, child = _start_a_slow_build(tmp_path / "shard")
+    try:
+        store.stop_build()
+        builder.join(30)
+        assert not builder.is_alive()
+        assert not child.is_alive()
+        assert len(errors) == 1
+        assert isinstance(errors[0], VectorStoreUnavailableError)
+        assert "was stopped" in str(errors[0])
+        assert "run the ingest again" in str(errors[0])
+        assert store.count() == 60_000
+        assert store.search(data.vectors[6], 1, NO_FILTER)[0].id == data.ids[6]
     finally:
         store.close()
 

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 import grpc
@@ -140,10 +140,16 @@ class RunningServer:
     port: int
     health: health.aio.HealthServicer
     service_names: Sequence[str]
+    # Run when stopping, before the in-flight calls are waited for: work that would hold a call
+    # past any sensible grace (an index build) is told to stop here.
+    on_stop: list[Callable[[], None]] = field(default_factory=list)
 
     async def stop(self, grace: float = 5.0) -> None:
-        """Report NOT_SERVING, stop taking new calls, let in-flight ones finish for `grace` seconds."""
+        """Report NOT_SERVING, run the on_stop hooks, stop taking new calls, let in-flight ones
+        finish for `grace` seconds."""
         await self.health.enter_graceful_shutdown()
+        for hook in self.on_stop:
+            hook()
         await self.server.stop(grace)
 
 

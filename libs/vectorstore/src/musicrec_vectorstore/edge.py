@@ -188,6 +188,7 @@ class EdgeVectorStore(RecordReads):
         self._users = 0
         self._building = False
         self._child: BaseProcess | None = None  # the build's process, while it runs
+        self._stopping = False  # stop_build() asked the running build to stop
         self._closed = False
         self._shard: edge.EdgeShard | None = self._open()
         try:
@@ -444,11 +445,19 @@ class EdgeVectorStore(RecordReads):
         with self._state:
             self._live()
             self._building = True
+            self._stopping = False
             self._state.wait_for(lambda: self._users == 0)
         try:
             self._close_shard()
             try:
                 return _optimize_in_child(self._path, self._dimension, self._started_build)
+            except VectorStoreError as exc:
+                if self._stopping and not self._closed:
+                    raise VectorStoreUnavailableError(
+                        f"the index build of {self._path} was stopped (the service is shutting down); "
+                        "every point is kept: run the ingest again to build the index"
+                    ) from exc
+                raise
             finally:
                 with self._state:  # held while reopening, so that a close() waits for it
                     self._child = None
@@ -461,7 +470,18 @@ class EdgeVectorStore(RecordReads):
     def _started_build(self, child: BaseProcess) -> None:
         with self._state:
             self._child = child
-        if self._closed:  # closed while the child was starting
+        if self._closed or self._stopping:  # closed or stopped while the child was starting
+            child.kill()
+
+    def stop_build(self) -> None:
+        """Kill a running build's process (an interrupted build loses no point); optimize() then
+        reopens the shard and raises VectorStoreUnavailableError."""
+        with self._state:
+            if not self._building:
+                return
+            self._stopping = True
+            child = self._child
+        if child is not None:
             child.kill()
 
     def close(self) -> None:

@@ -170,6 +170,12 @@ class VectorStore(Protocol):
         anything changed. Worth calling once after a bulk load. A Qdrant server optimizes by itself."""
         ...
 
+    def stop_build(self) -> None:
+        """Stop an index build that `optimize()` is running (a service shutting down): that call
+        then raises VectorStoreUnavailableError, every point stays stored and the store open, and
+        the next `optimize()` builds again. Nothing happens when no build runs."""
+        ...
+
     def close(self) -> None:
         """Release the store (for Edge: the shard and its WAL lock)."""
         ...

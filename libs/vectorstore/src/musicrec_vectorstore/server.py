@@ -383,6 +383,9 @@ class QdrantServerVectorStore(RecordReads):
         self._live()
         return False
 
+    def stop_build(self) -> None:
+        """The server's own background indexing is not this store's to stop: nothing to do."""
+
     def flush(self) -> None:
         """Upserts wait for the server's write-ahead log, so they are durable once accepted."""
         self._live()

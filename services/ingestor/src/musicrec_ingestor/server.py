@@ -27,9 +27,14 @@ async def build_server(
         checkpoint_dir=settings.checkpoint_dir or data_dir / "ingest-checkpoints",
     )
     servicer = IngestorServicer(catalog, vectors, options)
-    return await create_server(
+    running = await create_server(
         host=settings.host,
         port=settings.port,
         service_names=[SERVICE_NAME],
         register=lambda server: ingestor_pb2_grpc.add_IngestorServiceServicer_to_server(servicer, server),
     )
+    # An ingest in its index build (minutes at 1M) would hold the shutdown for the whole grace and
+    # be cancelled anyway: stop the build at once; the ingest's call then ends with UNAVAILABLE and
+    # the points it stored are kept (the same ingest, run again, builds the index).
+    running.on_stop.append(vectors.stop_build)
+    return running
