@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from musicrec_cli.main import build_parser, main
+from musicrec_cli.main import _unreachable, build_parser, main
 from musicrec_cli.serve import ready_line, stack_settings
 from musicrec_common.settings import CommonSettings
 
@@ -152,3 +152,17 @@ def test_the_ingest_report_table_shows_counts_stages_and_skips() -> None:
     assert "1.5 s (822/s)" in text
     assert "resumed after" in text
     assert "invalid_json: a.tar:x.json (bad)" in text
+
+
+@pytest.mark.parametrize(
+    ("details", "hint"),
+    [
+        ("failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:1: refused", True),
+        ("Socket closed", True),
+        ("DNS resolution failed for nowhere.invalid:50052", True),
+        ("the vector index at /data/qdrant/tracks is being built (the last stage of an ingest)", False),
+        ("the index build of /data/qdrant/tracks was stopped (the service is shutting down)", False),
+    ],
+)
+def test_the_is_it_running_hint_is_only_for_an_unreachable_service(details: str, hint: bool) -> None:
+    assert _unreachable(details) is hint

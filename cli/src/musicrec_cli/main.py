@@ -348,6 +348,13 @@ def _run_demo(args: argparse.Namespace, common: CommonSettings) -> int:
     return asyncio.run(run_demo(args, common))
 
 
+def _unreachable(details: str) -> bool:
+    """Whether an UNAVAILABLE status says the service could not be reached (gRPC's own wording),
+    rather than a service's reason (e.g. "the index is being built")."""
+    text = details.lower()
+    return any(words in text for words in ("connect", "socket closed", "dns resolution", "unreachable"))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -374,7 +381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return evaluation.run_eval(args, common)
     except grpc.aio.AioRpcError as error:
         hint = ""
-        if error.code() is grpc.StatusCode.UNAVAILABLE:
+        if error.code() is grpc.StatusCode.UNAVAILABLE and _unreachable(error.details() or ""):
             hint = "\nhint: is `musicrec serve all` running (or the address right)?"
         print(f"musicrec {args.command}: {error.code().name}: {error.details()}{hint}", file=sys.stderr)
         return 1
