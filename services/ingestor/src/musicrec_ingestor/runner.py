@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import concurrent.futures.process
 import contextlib
 import logging
 import multiprocessing
@@ -28,6 +29,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from musicrec_common.errors import UnavailableError
 from musicrec_common.feature_model import FeatureModel, fit
 from musicrec_common.logging import log_event
 from musicrec_common.progress import ProgressMeter
@@ -193,6 +195,19 @@ def worker_pool(workers: int) -> concurrent.futures.Executor:
     )
 
 
+async def _parsed(future: asyncio.Future[BatchResult]) -> BatchResult:
+    """A worker's result; a worker that died (killed by a signal, crashed) is named as such instead
+    of surfacing as an internal error."""
+    try:
+        return await future
+    except concurrent.futures.process.BrokenProcessPool as exc:
+        raise UnavailableError(
+            "a parse worker process ended abruptly (killed by a signal, e.g. the out-of-memory "
+            "killer, or crashed); every batch written before it is kept: run the same ingest again "
+            "to resume"
+        ) from exc
+
+
 async def parse_stage(
     paths: Sequence[Path],
     start: Checkpoint,
@@ -228,10 +243,10 @@ async def parse_stage(
             pending.append((item, loop.run_in_executor(pool, parse_batch, item.documents)))
             if len(pending) >= window:
                 raw, future = pending.popleft()
-                yield raw, await future
+                yield raw, await _parsed(future)
         while pending:
             raw, future = pending.popleft()
-            yield raw, await future
+            yield raw, await _parsed(future)
         await reader
     finally:
         stop.set()
