@@ -14,15 +14,15 @@ Edge adapter does not need it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import qdrant_edge as edge
 
 from musicrec_vectorstore._common import try_normalise_id
-from musicrec_vectorstore.port import Range, SearchFilter, VectorStoreError
+from musicrec_vectorstore.port import Hit, PayloadValue, Range, SearchFilter, VectorStoreError
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -180,3 +180,63 @@ def client_filter(search_filter: SearchFilter) -> models.Filter | None:
     if conditions.exclude_placeholders:
         must_not.append(models.FieldCondition(key=PLACEHOLDER_FIELD, match=models.MatchValue(value=True)))
     return models.Filter(must=must or None, must_not=must_not or None)
+
+
+# -- exclusions applied after the search ------------------------------------------------------------
+
+#: A search whose filter only excludes (the seeds' ids, placeholder titles) runs unfiltered and drops
+#: the excluded hits itself: the engine checks a filter on every candidate its graph walk scores,
+#: which at 1M points and ef 1600 cost ~1.5 ms of a ~6 ms search (most of it the placeholder
+#: check), while placeholders are ~1 % of tracks and the excluded ids a handful. The search asks
+#: for this many more hits than the caller, plus one per excluded id.
+EXCLUSION_MARGIN = 8
+#: Above this many hits asked for, the engine applies the exclusions (a large ask says the caller
+#: pages deep; the margin would be a fraction of it anyway).
+EXCLUSION_AFTER_MAX_LIMIT = 1_000
+
+_NO_CONDITIONS = SearchFilter(exclude_placeholders=False)
+
+
+class EngineSearch(Protocol):
+    """One engine query: the top `limit` hits that match `search_filter`, with `payload_keys`."""
+
+    def __call__(
+        self, limit: int, search_filter: SearchFilter, payload_keys: Sequence[str] | None
+    ) -> list[Hit]: ...
+
+
+def search_excluding_after(
+    run: EngineSearch, limit: int, search_filter: SearchFilter, payload_keys: Sequence[str] | None
+) -> list[Hit]:
+    """The top `limit` hits matching `search_filter`, exactly as `run` with the filter would give
+    them; a filter that only excludes is applied here to an unfiltered search (see
+    EXCLUSION_MARGIN). Two unfiltered tries at most, then the engine filters."""
+    only_excludes = not (
+        search_filter.equals or search_filter.any_of or search_filter.ranges or search_filter.exclude_values
+    )
+    if not only_excludes or limit > EXCLUSION_AFTER_MAX_LIMIT:
+        return run(limit, search_filter, payload_keys)
+    excluded = {i for i in map(try_normalise_id, search_filter.exclude_ids) if i is not None}
+    drop_placeholders = search_filter.exclude_placeholders
+    keys = payload_keys
+    if drop_placeholders and keys is not None and PLACEHOLDER_FIELD not in keys:
+        keys = [*keys, PLACEHOLDER_FIELD]
+    ask = limit + len(excluded) + EXCLUSION_MARGIN
+    for _ in range(2):
+        hits = run(ask, _NO_CONDITIONS, keys)
+        kept = [
+            h
+            for h in hits
+            if h.id not in excluded and not (drop_placeholders and h.payload.get(PLACEHOLDER_FIELD) is True)
+        ]
+        if len(kept) >= limit or len(hits) < ask:
+            kept = kept[:limit]
+            if keys is payload_keys:
+                return kept
+            return [Hit(h.id, h.score, _without_placeholder(h.payload)) for h in kept]
+        ask *= 2
+    return run(limit, search_filter, payload_keys)  # many excluded hits near the query
+
+
+def _without_placeholder(payload: Mapping[str, PayloadValue]) -> dict[str, PayloadValue]:
+    return {k: v for k, v in payload.items() if k != PLACEHOLDER_FIELD}

@@ -42,7 +42,7 @@ from musicrec_vectorstore._common import (
     prepare_query,
     prepare_upsert,
 )
-from musicrec_vectorstore._filters import edge_filter
+from musicrec_vectorstore._filters import edge_filter, search_excluding_after
 from musicrec_vectorstore.index_config import (
     DEFAULT_INDEX_CONFIG,
     FULL_SCAN_THRESHOLD_KB,
@@ -384,17 +384,22 @@ class EdgeVectorStore(RecordReads):
         if limit < 1:
             return []
         params = self._search_params if width == 1 else self._widened(check_width(width))
-        request = edge.QueryRequest(
-            limit=limit,
-            query=edge.Query.Nearest(query),
-            filter=edge_filter(search_filter),
-            with_payload=True if payload_keys is None else edge.PayloadSelector.Include(list(payload_keys)),
-            with_vector=False,
-            params=params,
-        )
-        with self._use("search") as shard:
-            scored = shard.query(request)
-        return [Hit(id=id_to_str(p.id), score=float(p.score), payload=dict(p.payload or {})) for p in scored]
+
+        def run(limit: int, search_filter: SearchFilter, payload_keys: Sequence[str] | None) -> list[Hit]:
+            selector = True if payload_keys is None else edge.PayloadSelector.Include(list(payload_keys))
+            request = edge.QueryRequest(
+                limit=limit,
+                query=edge.Query.Nearest(query),
+                filter=edge_filter(search_filter),
+                with_payload=selector,
+                with_vector=False,
+                params=params,
+            )
+            with self._use("search") as shard:
+                scored = shard.query(request)
+            return [Hit(id_to_str(p.id), float(p.score), dict(p.payload or {})) for p in scored]
+
+        return search_excluding_after(run, limit, search_filter, payload_keys)
 
     def count(self) -> int:
         with self._use("count the points of") as shard:

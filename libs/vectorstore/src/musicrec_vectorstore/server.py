@@ -30,7 +30,7 @@ from musicrec_vectorstore._common import (
     prepare_query,
     prepare_upsert,
 )
-from musicrec_vectorstore._filters import client_filter
+from musicrec_vectorstore._filters import client_filter, search_excluding_after
 from musicrec_vectorstore.index_config import (
     DEFAULT_INDEX_CONFIG,
     FULL_SCAN_THRESHOLD_KB,
@@ -312,21 +312,25 @@ class QdrantServerVectorStore(RecordReads):
         if limit < 1:
             return []
         client = self._live()
-        query_filter = client_filter(search_filter)
-        with self._engine("search"):
-            response = client.query_points(
-                self._collection,
-                query=query,
-                query_filter=query_filter,
-                limit=limit,
-                with_payload=True if payload_keys is None else list(payload_keys),
-                with_vectors=False,
-                search_params=self._search_params if width == 1 else self._widened(check_width(width)),
-            )
-        return [
-            Hit(id=id_to_str(point.id), score=float(point.score), payload=dict(point.payload or {}))
-            for point in response.points
-        ]
+        params = self._search_params if width == 1 else self._widened(check_width(width))
+
+        def run(limit: int, search_filter: SearchFilter, payload_keys: Sequence[str] | None) -> list[Hit]:
+            with self._engine("search"):
+                response = client.query_points(
+                    self._collection,
+                    query=query,
+                    query_filter=client_filter(search_filter),
+                    limit=limit,
+                    with_payload=True if payload_keys is None else list(payload_keys),
+                    with_vectors=False,
+                    search_params=params,
+                )
+            return [
+                Hit(id=id_to_str(point.id), score=float(point.score), payload=dict(point.payload or {}))
+                for point in response.points
+            ]
+
+        return search_excluding_after(run, limit, search_filter, payload_keys)
 
     def count(self) -> int:
         client = self._live()
