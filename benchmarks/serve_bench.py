@@ -1182,7 +1182,12 @@ def footprint_table(r: SizeResult) -> str:
         ["ingest stages (overlapping)", " · ".join(f"{k} {v:,.1f} s" for k, v in f.stages.items())],
         ["peak RSS during ingest: `serve all` process", f"{f.rss_serve_mb:,.0f} MB"],
         ["peak RSS during ingest: largest parse worker", f"{f.rss_worker_mb:,.0f} MB"],
-        ["peak RSS during ingest: index build (its own process)", f"{f.rss_build_mb:,.0f} MB"],
+        [
+            "peak RSS during ingest: index build (its own process)",
+            f"{f.rss_build_mb:,.0f} MB"
+            if f.rss_build_mb
+            else "— (an ingest from before the build had its own process)",
+        ],
         ["peak RSS during ingest: largest PostgreSQL process", f"{f.rss_postgres_mb:,.0f} MB"],
         ["peak RSS serving: catalog process", f"{r.rss_serving_mb['catalog']:,.0f} MB"],
         ["peak RSS serving: recommender process", f"{r.rss_serving_mb['recommender']:,.0f} MB"],
@@ -1348,7 +1353,7 @@ def plot(results: Sequence[SizeResult], path: Path) -> None:
         axes.yaxis.set_major_formatter(plain)
         axes.yaxis.set_minor_formatter(plain)
         axes.xaxis.set_minor_formatter(NullFormatter())
-        axes.set_xticks(sizes, labels=[f"{n / 1e6:g}M" if n >= 1e6 else f"{n / 1e3:.0f}k" for n in sizes])
+        axes.set_xticks(sizes, labels=[f"{n / 1e6:.2g}M" if n >= 1e6 else f"{n / 1e3:.0f}k" for n in sizes])
         axes.set_xlabel("tracks in the index")
         axes.set_ylabel("latency (ms)")
         axes.set_title(("unfiltered" if kind == "none" else "genre + decade filter") + ", concurrency 1")
