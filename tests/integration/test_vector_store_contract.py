@@ -890,19 +890,27 @@ def test_an_index_build_killed_half_way_loses_no_point(tmp_path: Path) -> None:
         store.close()
 
 
+def _the_build_ended(
+    builder: threading.Thread, child: BaseProcess, errors: list[BaseException]
+) -> BaseException:
+    """Waits for optimize() to return once its build was stopped; the one error it raised."""
+    builder.join(30)
+    assert not builder.is_alive()
+    assert not child.is_alive()
+    assert len(errors) == 1
+    return errors[0]
+
+
 def test_stopping_the_build_keeps_the_store_open_with_every_point(tmp_path: Path) -> None:
     """A service shutting down stops an ingest's build at once: optimize() raises UNAVAILABLE
     (saying what to do), the shard is open again and holds every point."""
     store, data, builder, errors, child = _start_a_slow_build(tmp_path / "shard")
     try:
         store.stop_build()
-        builder.join(30)
-        assert not builder.is_alive()
-        assert not child.is_alive()
-        assert len(errors) == 1
-        assert isinstance(errors[0], VectorStoreUnavailableError)
-        assert "was stopped" in str(errors[0])
-        assert "run the ingest again" in str(errors[0])
+        error = _the_build_ended(builder, child, errors)
+        assert isinstance(error, VectorStoreUnavailableError)
+        assert "was stopped" in str(error)
+        assert "run the ingest again" in str(error)
         assert store.count() == 60_000
         assert store.search(data.vectors[6], 1, NO_FILTER)[0].id == data.ids[6]
     finally:
@@ -915,10 +923,7 @@ def test_closing_the_store_stops_its_index_build(tmp_path: Path) -> None:
     store, data, builder, errors, child = _start_a_slow_build(tmp_path / "shard")
     try:
         store.close()
-        builder.join(30)
-        assert not builder.is_alive()
-        assert not child.is_alive()
-        assert len(errors) == 1
+        _the_build_ended(builder, child, errors)
         with pytest.raises(VectorStoreError, match="closed"):
             store.count()
     finally:
